@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,book,dask]'
 	$(PY) -m pip install -q --no-deps $(NODEPS)
+	$(PY) -m pip install -q --no-deps --no-build-isolation dadapy==0.3.4
 	touch $(STAMP)
 
 test: $(STAMP)
