@@ -1,0 +1,143 @@
+"""Seaborn figures shared by the claim notebooks.
+
+Each function takes plain DataFrames (and, where a correlation is shown, the
+:func:`lidutils.stats.corr` dict, whose r, 95 % CI, p and n go into the title) and
+returns the matplotlib ``Axes`` or ``FacetGrid``. Nothing here computes a statistic.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from .report import format_corr
+
+sns.set_theme(context="notebook", style="whitegrid")
+
+
+def scatter_fit(df, x, y, hue=None, result=None, ax=None, logx=False, title=None,
+                style=None, ci=95, label_points=None):
+    """Scatter of ``y`` against ``x`` with a least-squares line and its bootstrap band.
+
+    Parameters
+    ----------
+    df : DataFrame
+    x, y : str
+        Columns.
+    hue, style : str, optional
+        Columns for colour / marker (e.g. family, regime).
+    result : dict, optional
+        The correlation shown (its text goes into the title).
+    logx : bool
+        Log-scale x axis (e.g. parameter counts).
+    label_points : str, optional
+        Column whose values annotate each point (small populations only).
+    """
+    ax = ax or plt.subplots(figsize=(5.5, 4.2))[1]
+    xs = np.log10(df[x]) if logx else df[x]
+    d = df.assign(_x=xs)
+    sns.regplot(data=d, x="_x", y=y, scatter=False, ci=ci, ax=ax, color="0.3",
+                line_kws=dict(lw=1.2))
+    sns.scatterplot(data=d, x="_x", y=y, hue=hue, style=style, ax=ax, s=45, alpha=0.85)
+    if label_points:
+        for _, row in d.iterrows():
+            ax.annotate(str(row[label_points]), (row["_x"], row[y]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"log10 {x}" if logx else x)
+    ax.set_ylabel(y)
+    t = title or ""
+    if result is not None:
+        t = (t + "\n" if t else "") + format_corr(result)
+    ax.set_title(t, fontsize=9)
+    if hue or style:
+        ax.legend(fontsize=7, loc="best", frameon=True)
+    return ax
+
+
+def r_vs_k(df, x="k", y="r", hue="target", global_df=None, ax=None, title=None):
+    """Correlation of each target with mean LID as a function of the neighbourhood size K.
+
+    ``df`` has one row per (target, k) with ``r``, ``ci_low``, ``ci_high``; the CI is
+    drawn as a band. ``global_df`` (optional) has one row per (target, measure) with
+    ``r``/``ci_low``/``ci_high`` of the global measures, drawn as points with error
+    bars at the right of the axis.
+    """
+    ax = ax or plt.subplots(figsize=(7, 4.2))[1]
+    palette = dict(zip(df[hue].unique(), sns.color_palette(n_colors=df[hue].nunique())))
+    for name, g in df.groupby(hue, sort=False):
+        g = g.sort_values(x)
+        ax.plot(g[x], g[y], marker="o", color=palette[name], label=f"LID vs {name}")
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=palette[name], alpha=0.15)
+    ax.set_xscale("log")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("K (neighbours)")
+    ax.set_ylabel("correlation with mean LID (95 % CI)")
+    if global_df is not None and len(global_df):
+        ax2 = ax.inset_axes([1.04, 0, 0.45, 1])
+        measures = list(global_df["measure"].unique())
+        for j, (name, g) in enumerate(global_df.groupby(hue, sort=False)):
+            pos = [measures.index(m) + 0.12 * (j - 1) for m in g["measure"]]
+            ax2.errorbar(pos, g[y], yerr=[g[y] - g["ci_low"], g["ci_high"] - g[y]], fmt="s",
+                         color=palette.get(name, "0.3"), ms=4, capsize=2)
+        ax2.set_xticks(range(len(measures)))
+        ax2.set_xticklabels(measures, rotation=60, ha="right", fontsize=7)
+        ax2.set_ylim(ax.get_ylim())
+        ax2.axhline(0, color="k", lw=0.8)
+        ax2.set_title("global measures", fontsize=8)
+        ax2.tick_params(labelleft=False)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or "", fontsize=9)
+    return ax
+
+
+def alignment_heatmap(mat, ax=None, title=None, annot=None, cmap="viridis"):
+    """Heatmap of a model × model alignment matrix (DataFrame, rows/cols = models)."""
+    n = len(mat)
+    ax = ax or plt.subplots(figsize=(min(1.0 + 0.35 * n, 12), min(0.8 + 0.3 * n, 10)))[1]
+    sns.heatmap(mat, ax=ax, cmap=cmap, square=True, annot=(n <= 10) if annot is None else annot,
+                fmt=".2f", cbar_kws=dict(shrink=0.7), xticklabels=True, yticklabels=True)
+    ax.tick_params(labelsize=6 if n > 15 else 8)
+    ax.set_title(title or "", fontsize=9)
+    return ax
+
+
+def brain_scores(df, x="score", y="model", hue="roi", ceiling=None, baseline=None, ax=None,
+                 title=None):
+    """Horizontal bars of model–brain scores per ROI, with noise ceiling and pixel baseline.
+
+    ``df`` has one row per (model, roi[, subject]) with a ``score`` column (bars show the
+    mean and 95 % CI over subjects when several rows share model and roi).
+    ``ceiling``: {roi: (lower, upper)}; ``baseline``: {roi: score of the raw-pixel RDM}.
+    """
+    n = df[y].nunique()
+    ax = ax or plt.subplots(figsize=(6.5, 1.2 + 0.32 * n * max(1, df[hue].nunique() / 2)))[1]
+    rois = list(df[hue].unique())
+    pal = dict(zip(rois, sns.color_palette(n_colors=len(rois))))
+    sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=("ci", 95), palette=pal)
+    for roi in rois:
+        if ceiling and roi in ceiling:
+            lo, hi = ceiling[roi]
+            ax.axvspan(lo, hi, color=pal[roi], alpha=0.15, label=f"noise ceiling {roi}")
+        if baseline and roi in baseline:
+            ax.axvline(baseline[roi], color=pal[roi], ls="--", lw=1.2, label=f"pixels {roi}")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or "", fontsize=9)
+    return ax
+
+
+def facet_scatter(df, x, y, col, hue=None, results=None, logx=False, col_wrap=3, height=3.0):
+    """One :func:`scatter_fit`-style panel per value of ``col`` (e.g. per family or subject).
+
+    ``results``: {col value: corr dict} shown in each panel's title.
+    """
+    d = df.assign(_x=np.log10(df[x]) if logx else df[x])
+    g = sns.FacetGrid(d, col=col, col_wrap=col_wrap, height=height, sharex=False, sharey=False)
+    g.map_dataframe(sns.regplot, x="_x", y=y, scatter=False, color="0.3", line_kws=dict(lw=1))
+    g.map_dataframe(sns.scatterplot, x="_x", y=y, hue=hue, s=30)
+    for key, ax in g.axes_dict.items():
+        t = f"{col} = {key}"
+        if results and key in results:
+            t += "\n" + format_corr(results[key])
+        ax.set_title(t, fontsize=8)
+        ax.set_xlabel(f"log10 {x}" if logx else x)
+    return g
