@@ -1,0 +1,39 @@
+"""Shared test fixtures: small synthetic data with known intrinsic dimension."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _sphere(rng, n, d):
+    z = rng.normal(size=(n, d + 1))
+    return z / np.linalg.norm(z, axis=1, keepdims=True)  # uniform on S^d in R^(d+1)
+
+
+def _cube(rng, n, d):
+    return rng.uniform(size=(n, d))  # uniform in [0, 1]^d
+
+
+def _torus(rng, n, d):
+    theta = rng.uniform(0, 2 * np.pi, size=(n, d))  # flat torus (S^1)^d in R^(2d)
+    return np.concatenate([np.cos(theta), np.sin(theta)], axis=1)
+
+
+_MANIFOLDS = {"sphere": _sphere, "cube": _cube, "torus": _torus}
+
+
+def make_rotated_manifold(kind, n, d, D, seed=0):
+    """Uniform sample of a d-dim ``kind`` ("sphere", "cube", "torus"), isometrically
+    embedded in R^D by a random orthonormal map (so distances are preserved)."""
+    rng = np.random.default_rng(seed)
+    Z = _MANIFOLDS[kind](rng, n, d)
+    if D < Z.shape[1]:
+        raise ValueError(f"D={D} is smaller than the embedding dimension {Z.shape[1]}.")
+    Q, _ = np.linalg.qr(rng.normal(size=(D, Z.shape[1])))  # D x m, orthonormal columns
+    return Z @ Q.T
+
+
+@pytest.fixture
+def rotated_manifold():
+    """Factory fixture: ``rotated_manifold(kind, n, d, D, seed=0)`` -> (n, D) array."""
+    return make_rotated_manifold
