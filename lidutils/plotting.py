@@ -141,3 +141,37 @@ def facet_scatter(df, x, y, col, hue=None, results=None, logx=False, col_wrap=3,
         ax.set_title(t, fontsize=8)
         ax.set_xlabel(f"log10 {x}" if logx else x)
     return g
+
+
+def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4, ncols=2,
+                  label_points=None):
+    """One :func:`scatter_fit` panel per analysis record (its subset of ``table``).
+
+    Each record (from :func:`lidutils.report.correlate_sets`) names its ``x``, ``y``
+    and ``population``; the panel title carries the record's r, CI, p and n and its
+    verdict. ``table`` has one row per model (the record's population is looked up with
+    :func:`lidutils.population.analysis_sets`), or is a dict {population: DataFrame}
+    when a population's columns depend on the population (e.g. mean alignment with
+    its own partners); rows with finite x and y are drawn.
+    """
+    from .population import analysis_sets
+
+    tables = table if isinstance(table, dict) else None
+    sets = analysis_sets(table) if tables is None and "group" in table else {}
+    recs = records[:max_panels]
+    nrows = int(np.ceil(len(recs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.3 * nrows), squeeze=False)
+    for ax, rec in zip(axes.flat, recs):
+        if tables is not None:
+            sub = tables[rec["population"]].dropna(subset=[rec["x"], rec["y"]])
+        else:
+            members = sets.get(rec["population"], list(table.index))
+            sub = table.loc[[m for m in members if m in table.index]].dropna(subset=[rec["x"], rec["y"]])
+        h = hue if hue in sub and sub[hue].nunique() > 1 else None
+        s = style if style in sub and sub[style].nunique() > 1 else None
+        scatter_fit(sub, rec["x"], rec["y"], hue=h, style=s, result=rec, ax=ax, logx=logx,
+                    title=f"{rec['population']} — {rec['verdict']}", label_points=label_points)
+    for ax in list(axes.flat)[len(recs):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

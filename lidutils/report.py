@@ -257,3 +257,56 @@ def _plain(o):
     if isinstance(o, Path):
         return str(o)
     return o
+
+
+def correlate_sets(table, x, y, sets, *, expected_sign=-1, min_n=4, corr_kw=None, label=None):
+    """Correlate ``table[x]`` with ``table[y]`` inside each named subset of models.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per model (index = member names).
+    x, y : str
+        Columns; rows with NaN in either are dropped (e.g. controls without accuracy).
+    sets : dict[str, list]
+        Subsets from :func:`lidutils.population.analysis_sets` (priority order).
+    min_n : int
+        Subsets with fewer usable models are skipped (listed in the returned ``skipped``).
+    corr_kw : dict
+        ``method``, ``n_boot``, ``n_perm``, ``seed`` for :func:`lidutils.stats.corr`.
+    label : str, optional
+        Format of the analysis label, default ``"{set}: {x} vs {y}"``.
+
+    Returns
+    -------
+    records : list of :func:`analysis` dicts; skipped : dict {set: n}.
+    """
+    from .stats import corr
+
+    corr_kw = dict(corr_kw or {})
+    records, skipped = [], {}
+    for name, members in sets.items():
+        sub = table.loc[[m for m in members if m in table.index], [x, y]].astype(float).dropna()
+        if len(sub) < min_n:
+            skipped[name] = len(sub)
+            continue
+        res = corr(sub[x].to_numpy(), sub[y].to_numpy(), **corr_kw)
+        lab = (label or "{set}: {x} vs {y}").format(set=name, x=x, y=y)
+        records.append(analysis(lab, res, x=x, y=y, population=name, expected_sign=expected_sign))
+    return records, skipped
+
+
+def c6_verdict(per_family, min_n=5):
+    """Claim-level verdict of C6 from per-family records.
+
+    "replicated" when every family with at least ``min_n`` models is replicated (and
+    there are at least two such families); "opposite" when at least one is opposite
+    and none is replicated; "inconclusive" otherwise.
+    """
+    big = [r for r in per_family if r["n"] >= min_n]
+    v = [r["verdict"] for r in big]
+    if len(big) >= 2 and all(x == "replicated" for x in v):
+        return "replicated"
+    if "opposite" in v and "replicated" not in v:
+        return "opposite"
+    return "inconclusive"
