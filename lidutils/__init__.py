@@ -19,16 +19,21 @@ _API = {
     "knn": "knn",
     "lid_mle": "lid", "lid_mom": "lid", "lid_profile": "lid", "lid_twonn": "lid",
     "global_dims": "global_dim", "participation_ratio": "global_dim",
+    "effective_rank": "global_dim",
     # alignment
     "mutual_knn": "alignment", "linear_cka": "alignment", "ridge_alignment": "alignment",
     "rdm": "alignment", "rsa": "alignment", "alignment_matrix": "alignment",
-    "encoding_alignment": "encoding",
+    "encoding_alignment": "encoding", "split_half_noise_ceiling": "encoding",
     # statistics
-    "corr": "stats", "partial_corr": "stats", "verdict": "stats",
+    "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
+    "power_at": "power",
     # data, models, features
     "load_algonauts92": "datasets", "load_rdm_dataset": "datasets",
     "load_imagenet_sample": "datasets", "noise_ceiling": "datasets",
-    "load_model": "models", "extract": "features",
+    "load_algonauts2023": "nsd", "load_nsd_betas": "nsd",
+    "load_model": "models", "model_table": "models", "extract": "features",
+    # model zoo, synthetic worlds, sweeps
+    "train_zoo": "zoo", "make_world": "simulate", "run_sweep": "sweep",
 }
 
 __all__ = sorted(_API) + ["__version__"]
