@@ -13,7 +13,8 @@ Where it runs
     In this process, one task after another (a course laptop).
 A ``dask.distributed.Client``, a scheduler address (``"tcp://host:8786"``) or a cluster object (``LocalCluster``, ``SLURMCluster``, ...)
     One Dask task per sweep task. Results come back to this process, which writes
-    the cache, so workers need no shared file system. On one machine::
+    the cache, so the cache needs no shared file system (inputs such as image paths
+    must of course be readable by the workers). On one machine::
 
         from dask.distributed import LocalCluster
         run_sweep(tasks, model_task, client=LocalCluster(n_workers=4, threads_per_worker=1))
@@ -196,8 +197,10 @@ def run_sweep(tasks, func, client=None, cache_dir=None, name=None, common=None, 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "sweeps" / name
     entries = []  # (label, path, kwargs)
     seen = set()
+    fname_, canon_common = _func_name(func), _canon(common, "common")  # hash shared arrays once
     for lab, kw in items:
-        key = task_key(func, {**common, **kw})
+        # same value as task_key(func, {**common, **kw}), without re-hashing common per task
+        key = hash_key(fname_, dict(sorted({**canon_common, **_canon(kw)}.items())))
         label = lab if lab is not None else f"{_slug(kw)}-{key[:8]}"
         if label in seen:
             raise ValueError(f"two tasks share the label {label!r} (identical tasks?); labels must be unique.")

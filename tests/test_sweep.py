@@ -80,6 +80,8 @@ def test_list_tasks_labels_and_common(tmp_path):
     res = run_sweep([{"ks": [5]}, {"ks": [10]}], representation_scores, common={"X": X},
                     cache_dir=tmp_path, progress=False)
     assert len(res) == 2 and all(lab.startswith(("5-", "10-")) or "-" in lab for lab in res)
+    key = task_key(representation_scores, {"X": X, "ks": [5]})  # common args are part of the key
+    assert any(p.stem.endswith(key) for p in tmp_path.glob("*.npz"))
     vals = sorted(v for r in res.values() for k, v in r.items() if k.startswith("lid_k"))
     assert vals == sorted([lid_mle(X, 5).mean(), lid_mle(X, 10).mean()])
     with pytest.raises(ValueError, match="common"):
