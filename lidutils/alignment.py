@@ -200,14 +200,37 @@ def linear_cka(A, B, debiased=False, device="auto"):
 
 # --------------------------------------------------------------------------- ridge
 
-def _ridge_one_way(src_tr, src_te, tgt_tr, tgt_te, n_pcs, alphas, inner_folds, seed, score, device):
-    Xtr, Xte = pca_fit_transform(src_tr, src_te, n_pcs, device=device)
-    Ytr, Yte = pca_fit_transform(tgt_tr, tgt_te, n_pcs, device=device)
+def _outer_folds(n, n_folds, seed):
+    """Shuffled outer folds as (train, test) index arrays; depends only on (n, n_folds, seed)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(perm, test), test) for test in np.array_split(perm, n_folds)]
+
+
+def _fold_pcs(X, folds, n_pcs, device):
+    """Per outer fold, (train PCs, test PCs) of X with PCs fitted on the training rows."""
+    return [pca_fit_transform(X[tr], X[te], n_pcs, device=device) for tr, te in folds]
+
+
+def _ridge_from_pcs(src, tgt, alphas, inner_folds, seed, score, device):
+    """Mean over outer folds of the held-out R² of predicting tgt PCs from src PCs."""
     grid = None if alphas is None else np.asarray(alphas, dtype=float)
-    P = ridge_cv_predict(Xtr, Ytr, Xte, alphas=grid, inner_folds=inner_folds, seed=seed, device=device)
-    if score == "weighted":
-        return r2_weighted(Yte, P)
-    return float(np.nanmean(r2_columns(Yte, P)))
+    scores = []
+    for f, ((Xtr, Xte), (Ytr, Yte)) in enumerate(zip(src, tgt)):
+        P = ridge_cv_predict(Xtr, Ytr, Xte, alphas=grid, inner_folds=inner_folds, seed=seed + f,
+                             device=device)
+        scores.append(r2_weighted(Yte, P) if score == "weighted" else float(np.nanmean(r2_columns(Yte, P))))
+    return float(np.mean(scores))
+
+
+def _check_ridge_args(n, n_pcs, n_folds, score):
+    if score not in ("weighted", "mean"):
+        raise ValueError(f"score must be 'weighted' or 'mean', got {score!r}.")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}.")
+    if n < 2 * n_folds:
+        raise ValueError(f"n_folds={n_folds} needs at least {2 * n_folds} stimuli, got {n}.")
+    if isinstance(n_pcs, bool) or not isinstance(n_pcs, (int, np.integer)) or n_pcs < 1:
+        raise ValueError(f"n_pcs must be a positive integer, got {n_pcs!r}.")
 
 
 def ridge_alignment(A, B, n_pcs=300, n_folds=5, alphas=None, seed=0, return_directions=False,
@@ -266,23 +289,15 @@ def ridge_alignment(A, B, n_pcs=300, n_folds=5, alphas=None, seed=0, return_dire
     A = check_representation(A, "A", duplicates="ignore")
     B = check_representation(B, "B", duplicates="ignore")
     check_paired(A, B)
-    if score not in ("weighted", "mean"):
-        raise ValueError(f"score must be 'weighted' or 'mean', got {score!r}.")
-    n = A.shape[0]
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}.")
-    if n < 2 * n_folds:
-        raise ValueError(f"n_folds={n_folds} needs at least {2 * n_folds} stimuli, got {n}.")
-    if isinstance(n_pcs, bool) or not isinstance(n_pcs, (int, np.integer)) or n_pcs < 1:
-        raise ValueError(f"n_pcs must be a positive integer, got {n_pcs!r}.")
-    perm = np.random.default_rng(seed).permutation(n)
-    ab, ba = [], []
-    for f, test in enumerate(np.array_split(perm, n_folds)):
-        train = np.setdiff1d(perm, test)
-        common = (n_pcs, alphas, inner_folds, seed + f, score, device)
-        ab.append(_ridge_one_way(A[train], A[test], B[train], B[test], *common))
-        ba.append(_ridge_one_way(B[train], B[test], A[train], A[test], *common))
-    res = {"a_to_b": float(np.mean(ab)), "b_to_a": float(np.mean(ba))}
+    _check_ridge_args(A.shape[0], n_pcs, n_folds, score)
+    folds = _outer_folds(A.shape[0], n_folds, seed)
+    pa, pb = _fold_pcs(A, folds, n_pcs, device), _fold_pcs(B, folds, n_pcs, device)
+    common = (alphas, inner_folds, seed, score, device)
+    return _ridge_result(_ridge_from_pcs(pa, pb, *common), _ridge_from_pcs(pb, pa, *common), return_directions)
+
+
+def _ridge_result(ab, ba, return_directions):
+    res = {"a_to_b": float(ab), "b_to_a": float(ba)}
     res["mean"] = 0.5 * (res["a_to_b"] + res["b_to_a"])
     return res if return_directions else res["mean"]
 
@@ -394,8 +409,9 @@ def alignment_matrix(reps, metric="mutual_knn", **kwargs):
         - ``"cka"``: :func:`linear_cka` (kwargs ``debiased``, ``device``);
         - ``"ridge"``: :func:`ridge_alignment` (its kwargs). Ridge is asymmetric:
           entry ``[a, b]`` is the R² of predicting ``b`` from ``a`` (row = source,
-          column = target); each unordered pair is fitted once and gives both
-          directions. The diagonal is ``a -> a`` (close to, not exactly, 1);
+          column = target). The outer folds are shared by all pairs and the
+          principal components are fitted **once per representation and fold**,
+          not once per pair. The diagonal is ``a -> a`` (close to, not exactly, 1);
         - ``"rsa"``: one RDM per representation (kwarg ``rdm_metric``, default
           ``"correlation"``), then :func:`rsa` (kwarg ``method``, default Spearman).
 
@@ -440,7 +456,18 @@ def alignment_matrix(reps, metric="mutual_knn", **kwargs):
         pair = lambda a, b: rsa(rdms[a], rdms[b], method)  # noqa: E731
         symmetric = True
     else:
-        kwargs = {**kwargs, "return_directions": True}
+        opts = {"n_pcs": 300, "n_folds": 5, "alphas": None, "seed": 0, "device": "auto",
+                "inner_folds": 5, "score": "weighted"}
+        unknown = set(kwargs) - set(opts)
+        if unknown:
+            raise ValueError(f"Unexpected keyword argument(s) for metric='ridge': {sorted(unknown)}.")
+        opts.update(kwargs)
+        n = next(iter(n_rows.values()))
+        _check_ridge_args(n, opts["n_pcs"], opts["n_folds"], opts["score"])
+        folds = _outer_folds(n, opts["n_folds"], opts["seed"])
+        # PCs once per representation and fold, reused by every pair
+        pcs = {nm: _fold_pcs(arrays[nm], folds, opts["n_pcs"], opts["device"]) for nm in names}
+        common = (opts["alphas"], opts["inner_folds"], opts["seed"], opts["score"], opts["device"])
         symmetric = False
 
     for i, a in enumerate(names):
@@ -448,9 +475,11 @@ def alignment_matrix(reps, metric="mutual_knn", **kwargs):
             b = names[j]
             if symmetric:
                 M[i, j] = M[j, i] = pair(a, b)
+            elif i == j:
+                M[i, i] = _ridge_from_pcs(pcs[a], pcs[a], *common)
             else:
-                r = ridge_alignment(arrays[a], arrays[b], **kwargs)
-                M[i, j], M[j, i] = r["a_to_b"], r["b_to_a"]
+                M[i, j] = _ridge_from_pcs(pcs[a], pcs[b], *common)
+                M[j, i] = _ridge_from_pcs(pcs[b], pcs[a], *common)
     df = pd.DataFrame(M, index=names, columns=names)
     df.attrs["metric"] = metric
     if metric == "ridge":
