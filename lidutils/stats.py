@@ -70,13 +70,13 @@ def _pearson_rows(X, Y):
     """Pearson r of every row pair of X and Y (..., n); NaN where a row is constant."""
     Xc = X - X.mean(-1, keepdims=True)
     Yc = Y - Y.mean(-1, keepdims=True)
-    num = (Xc * Yc).sum(-1)
-    den = np.sqrt((Xc * Xc).sum(-1) * (Yc * Yc).sum(-1))
+    ssx, ssy = (Xc * Xc).sum(-1), (Yc * Yc).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = num / den
-    # a row is degenerate when its spread is at rounding level
-    tiny = 1e-12 * np.maximum(np.abs(X).max(-1), np.abs(Y).max(-1)) ** 2 * X.shape[-1]
-    return np.where(den > tiny, np.clip(r, -1.0, 1.0), np.nan)
+        r = (Xc * Yc).sum(-1) / np.sqrt(ssx * ssy)
+    # a row is degenerate (constant) when its spread is at the rounding level of its values
+    n = X.shape[-1]
+    ok = (ssx > n * (1e-12 * np.abs(X).max(-1)) ** 2) & (ssy > n * (1e-12 * np.abs(Y).max(-1)) ** 2)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
 
 
 def _residualise_rows(V, Z):
@@ -95,10 +95,17 @@ def _stat(x, y, z, method):
         x, y = _rank_rows(x), _rank_rows(y)
         if z is not None:
             z = np.swapaxes(_rank_rows(np.swapaxes(z, -1, -2)), -1, -2)
-    if z is not None:
-        Z = _design(z)
-        x, y = _residualise_rows(x, Z), _residualise_rows(y, Z)
-    return _pearson_rows(x, y)
+    if z is None:
+        return _pearson_rows(x, y)
+    Z = _design(z)
+    ex, ey = _residualise_rows(x, Z), _residualise_rows(y, Z)
+    r = _pearson_rows(ex, ey)
+    # undefined when the covariates explain x or y completely (residuals at rounding level)
+    keep = np.ones(r.shape, dtype=bool)
+    for v, e in ((x, ex), (y, ey)):
+        ss = ((v - v.mean(-1, keepdims=True)) ** 2).sum(-1)
+        keep &= (e * e).sum(-1) > 1e-20 * ss
+    return np.where(keep, r, np.nan)
 
 
 def _bootstrap(x, y, z, method, n_boot, rng):

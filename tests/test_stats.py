@@ -55,6 +55,13 @@ def test_ci_contains_r_and_narrows_with_n():
     assert large["ci_high"] - large["ci_low"] == pytest.approx(2 * 1.96 * 0.75 / 20, rel=0.25)
 
 
+def test_large_offset_small_spread_is_not_degenerate():
+    x, y = _pair(30, 0.6, seed=10)
+    res = corr(1e6 + 1e-3 * x, y, n_boot=500, n_perm=200)
+    assert res["r"] == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-6)
+    assert res["n_boot_valid"] == 500
+
+
 def test_seed_determinism():
     x, y = _pair(25, 0.3, seed=5)
     a = corr(x, y, n_boot=300, n_perm=300, seed=7)
