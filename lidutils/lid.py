@@ -162,9 +162,8 @@ def lid_mle(X, k=20, device="auto", duplicates="error", neighbors=None):
         Per-point estimates. The paper's dataset-level LID is ``lid.mean()``.
     """
     dist, k = _distances(X, k, device, duplicates, neighbors)
-    d = torch.as_tensor(dist[:, :k], dtype=torch.float64)
-    with np.errstate(divide="ignore"):
-        return to_numpy(_mle_from_dist(torch.log(d), k))
+    d = torch.as_tensor(np.ascontiguousarray(dist[:, :k]), dtype=torch.float64)
+    return to_numpy(_mle_from_dist(torch.log(d), k))
 
 
 def lid_mom(X, k=20, device="auto", duplicates="error", neighbors=None):
@@ -181,9 +180,8 @@ def lid_mom(X, k=20, device="auto", duplicates="error", neighbors=None):
     Parameters and returns as in :func:`lid_mle`.
     """
     dist, k = _distances(X, k, device, duplicates, neighbors)
-    d = torch.as_tensor(dist[:, :k], dtype=torch.float64)
-    with np.errstate(divide="ignore"):
-        return to_numpy(_mom_from_dist(d, k))
+    d = torch.as_tensor(np.ascontiguousarray(dist[:, :k]), dtype=torch.float64)
+    return to_numpy(_mom_from_dist(d, k))
 
 
 def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="error",
@@ -211,7 +209,7 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
     Returns
     -------
     profile : dict {int: ndarray of shape (n_samples,)}
-        Per-point estimates for each ``k`` (in the order given, duplicates removed).
+        Per-point estimates for each distinct ``k``, in the order given.
     """
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}.")
@@ -235,15 +233,15 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
         dist = _check_neighbors(neighbors, n, kmax, duplicates)
     else:
         dist, _ = knn(X, kmax, device=device, duplicates="ignore")
+    d = torch.as_tensor(np.ascontiguousarray(dist[:, :kmax]), dtype=torch.float64)
+    logd = torch.log(d) if estimator == "mle" else None  # elementwise: same values as lid_mle
     out = {}
     for kk in ks:
         kk = int(kk)
-        d = torch.as_tensor(dist[:, :kk], dtype=torch.float64)
-        with np.errstate(divide="ignore"):
-            if estimator == "mle":
-                out[kk] = to_numpy(_mle_from_dist(torch.log(d), kk))
-            else:
-                out[kk] = to_numpy(_mom_from_dist(d, kk))
+        if estimator == "mle":
+            out[kk] = to_numpy(_mle_from_dist(logd, kk))
+        else:
+            out[kk] = to_numpy(_mom_from_dist(d, kk))
     return out
 
 
