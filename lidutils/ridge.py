@@ -48,6 +48,7 @@ from ._validation import as_2d_float, check_finite
 DEFAULT_ALPHAS = 10.0 ** np.arange(-4.0, 5.5, 0.5)
 
 DEFAULT_TARGET_CHUNK = 4096
+_ALPHA_BLOCK_BYTES = 256 * 2**20  # predictions for a block of alphas held at once
 
 
 # --------------------------------------------------------------------------- checks
@@ -122,12 +123,18 @@ class _SVDFit:
         return (self.XtV * d) @ UtY + y_mean
 
 
-def _r2_tensor(Y, P):
-    """Per-column R^2 with the held-out mean; NaN where the held-out column is constant."""
-    sse = ((Y - P) ** 2).sum(0)
-    sst = ((Y - Y.mean(0, keepdim=True)) ** 2).sum(0)
-    r2 = 1.0 - sse / sst
-    return torch.where(sst > 0, r2, torch.full_like(r2, float("nan")))
+    def cv_r2(self, UtY, y_mean, Y_val, alphas, block_bytes):
+        """Held-out R² (n_alphas, T) of every alpha, alphas batched within ``block_bytes``."""
+        sst = ((Y_val - Y_val.mean(0, keepdim=True)) ** 2).sum(0)
+        step = max(1, int(block_bytes // (8 * max(1, Y_val.numel()))))
+        out = []
+        for i in range(0, alphas.numel(), step):
+            a = alphas[i:i + step]
+            d = self.s[None, :] / (self.s[None, :] ** 2 + a[:, None])  # (b, r)
+            P = (self.XtV[None] * d[:, None, :]) @ UtY + y_mean  # (b, n_val, T)
+            out.append(1.0 - ((Y_val[None] - P) ** 2).sum(1) / sst)
+        r2 = torch.cat(out)
+        return torch.where(sst > 0, r2, torch.full_like(r2, float("nan")))
 
 
 def _chunks(n, size):
@@ -211,7 +218,8 @@ def ridge_cv_predict(X_train, Y_train, X_test, alphas=None, inner_folds=5, alpha
     device : {"auto", "cpu", "cuda"}
     target_chunk : int
         Target columns processed at once. Peak memory is about
-        ``8 * target_chunk * (n_train + n_test + n_alphas)`` bytes beyond the SVDs.
+        ``8 * target_chunk * (n_train + n_test + n_alphas)`` bytes beyond the SVDs,
+        plus at most 256 MiB of held-out predictions for a block of alphas.
     seed : int
         Seed of the inner fold shuffle.
     return_info : bool
@@ -243,6 +251,7 @@ def ridge_cv_predict(X_train, Y_train, X_test, alphas=None, inner_folds=5, alpha
     else:
         grid = _check_alphas(alphas)
 
+    grid_t = torch.as_tensor(grid, dtype=dt, device=dev)
     # inner folds: one SVD each, reused for every target chunk and alpha
     perm = np.random.default_rng(seed).permutation(n)
     folds = []
@@ -259,7 +268,7 @@ def ridge_cv_predict(X_train, Y_train, X_test, alphas=None, inner_folds=5, alpha
         for tt, vt, fit in folds:
             UtY, ym = fit.project_targets(Ych[tt])
             Yv = Ych[vt]
-            r2 = to_numpy(torch.stack([_r2_tensor(Yv, fit.predict(UtY, ym, a)) for a in grid]))
+            r2 = to_numpy(fit.cv_r2(UtY, ym, Yv, grid_t, _ALPHA_BLOCK_BYTES))
             ok = np.isfinite(r2)
             score[:, sl] += np.where(ok, r2, 0.0)
             count[:, sl] += ok
