@@ -317,7 +317,7 @@ def model_task(model, images, ks=(10, 20, 50), Y=None, roi_labels=None, n_pcs=30
     """
     from .features import extract
 
-    feats = extract(model, images, device=device, **(extract_kwargs or {}))
+    feats = extract(model, images, device=device, **{"progress": False, **(extract_kwargs or {})})
     if isinstance(feats, Mapping):
         if len(feats) != 1:
             raise ValueError(f"extract returned several layers {list(feats)}; choose one with "

@@ -121,3 +121,38 @@ def test_dask_sweep_equals_serial_and_resumes(tmp_path, cluster):
     for lab in tasks:
         for k in ("lid_k5", "lid_k10", "participation_ratio"):
             assert r2[lab][k] == pytest.approx(serial[lab][k], rel=1e-12)
+
+
+def _sample_images(n):
+    root = Path(os.environ.get("LIDUTILS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    paths = sorted((root / "imagenet_sample_1000").glob("*.JPEG"))
+    if len(paths) < n:
+        pytest.skip(f"ImageNet sample mirror not found under {root}")
+    return [str(p) for p in paths[:: len(paths) // n][:n]]
+
+
+@pytest.mark.slow
+def test_offline_model_sweep_on_local_cluster(tmp_path, cluster):
+    """The typical task: 4 offline ImageNet models -> features -> LID + encoding, on 2 workers."""
+    from lidutils.features import extract
+    from lidutils.models import OFFLINE_MODELS
+    from lidutils.sweep import model_task
+
+    images = _sample_images(16)
+    Y = np.random.default_rng(0).standard_normal((16, 6))
+    common = {"images": images, "Y": {"roiA": Y[:, :4], "roiB": Y[:, 4:]}, "ks": [5, 10], "n_folds": 3,
+              "extract_kwargs": {"cache_dir": str(tmp_path / "features"), "batch_size": 8}}
+    tasks = {m: {"model": m} for m in OFFLINE_MODELS}
+    res = run_sweep(tasks, model_task, client=cluster, common=common, cache_dir=tmp_path / "sweep",
+                    progress=False)
+    assert list(res) == OFFLINE_MODELS
+    for m, r in res.items():
+        assert r["model"] == m and r["n_samples"] == 16
+        assert 1 < r["lid_k5"] < r["n_features"] and np.isfinite(r["participation_ratio"])
+        assert r["encoding_r2_voxels"].shape == (6,) and "encoding_r2_roiA" in r
+    # the worker's numbers are the ones computed here from the (now cached) features
+    X = extract("mobilenetv2_100", images, device="cpu", progress=False, **common["extract_kwargs"])
+    assert res["mobilenetv2_100"]["lid_k10"] == pytest.approx(lid_mle(X, 10).mean(), rel=1e-6)
+    # resume: a second call computes nothing (no client needed)
+    again = run_sweep(tasks, model_task, common=common, cache_dir=tmp_path / "sweep", progress=False)
+    assert all(again[m]["_seconds"] == res[m]["_seconds"] for m in tasks)
