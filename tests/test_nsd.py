@@ -186,3 +186,16 @@ def test_nsd_betas_errors(tmp_path):
 def _touch(p):
     p.write_bytes(b"")
     return p
+
+
+def test_loader_output_feeds_encoding(tmp_path):
+    """load_algonauts2023(...).fmri goes straight into encoding_alignment, one table row per ROI."""
+    from lidutils.encoding import encoding_alignment
+
+    make_replica(tmp_path, n_images=20, seed=3)
+    b = load_algonauts2023(tmp_path, rois=("V1", "FFA", "early"))
+    X = np.random.default_rng(0).standard_normal((20, 7))
+    enc = encoding_alignment(X, b.fmri, n_pcs=5, n_folds=2, inner_folds=2, device="cpu")
+    assert list(enc.roi_table.roi) == b.roi_names
+    assert list(enc.roi_table.n_voxels) == [b.fmri[r].shape[1] for r in b.roi_names]
+    assert enc.r2.shape == (sum(b.fmri[r].shape[1] for r in b.roi_names),)
