@@ -56,7 +56,8 @@ def handle_duplicates(X, policy="error", name="X"):
     """Apply the duplicate-point policy.
 
     Exact duplicate points have zero neighbour distance, which makes
-    ``log(T_K / T_j)`` infinite: scikit-dimension silently returns ``inf`` there.
+    ``log(T_K / T_j)`` infinite (the MLE then collapses to 0, silently, in
+    scikit-dimension).
     Here the caller chooses:
 
     - ``"error"`` (default): raise ``ValueError`` with the count;
