@@ -195,6 +195,10 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
     from .features import extract
     from .models import OFFLINE_MODELS, load_model
 
+    for arg, val in (("models", models), ("controls", controls)):
+        if isinstance(val, str):
+            raise ValueError(f"{arg} must be a list of model names, got the string {val!r}; with "
+                             f"papermill pass lists as YAML: -y '{arg}: [name1, name2]'.")
     models = list(models) if models is not None else list(OFFLINE_MODELS)
     names = models + [c for c in controls if c not in models]
     sample = load_imagenet_sample(data_dir=data_dir)
@@ -211,8 +215,8 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
                 "and their 'random:' controls are available; other timm names need internet."
             ) from exc
         kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress)
-        eval_reps[name] = np.asarray(extract(model, paths, **kw), dtype=np.float32)
-        probe_reps[name] = np.asarray(extract(model, probe_images, **kw), dtype=np.float32)
+        eval_reps[name] = np.asarray(extract((model, info), paths, **kw), dtype=np.float32)
+        probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
         rows.append(dict(member=name, group="imagenet", **_info_fields(name, info)))
     t = pd.DataFrame(rows).set_index("member")
     return t, eval_reps, probe_reps, f"ImageNet sample photos (first {n_images}, one per class)"
@@ -271,8 +275,8 @@ def _paper_population(models, nsd_root, subject, probe_images, cache_dir, device
                 f"tier='paper': could not download/load {name!r} ({type(exc).__name__}: {exc}). "
                 "The paper tier needs internet access for timm weights.") from exc
         kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress)
-        eval_reps[name] = np.asarray(extract(model, list(nsd.image_paths), **kw), dtype=np.float32)
-        probe_reps[name] = np.asarray(extract(model, probe_images, **kw), dtype=np.float32)
+        eval_reps[name] = np.asarray(extract((model, info), list(nsd.image_paths), **kw), dtype=np.float32)
+        probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
         rows.append(dict(member=name, group="paper", **_info_fields(name, info)))
     t = pd.DataFrame(rows).set_index("member")
     return Population(t, eval_reps, probe_reps, {"paper": f"NSD subject {subject} images"},
@@ -489,7 +493,8 @@ def analysis_sets(members, min_n=3):
     - ``ImageNet CNNs + random controls`` — adds untrained controls (no accuracy);
     - ``paper models`` — the paper tier's list.
 
-    Sets with fewer than ``min_n`` members are left out.
+    Sets with fewer than ``min_n`` members, or with exactly the members of an earlier
+    set (e.g. a grid without label noise), are left out.
     """
     sets = {}
     g = members["group"]
@@ -507,7 +512,13 @@ def analysis_sets(members, min_n=3):
     p = members[g == "paper"]
     if len(p):
         sets["paper models"] = p.index
-    return {k: list(v) for k, v in sets.items() if len(v) >= min_n}
+    out, seen = {}, set()
+    for k, v in sets.items():
+        key = tuple(sorted(v))
+        if len(v) >= min_n and key not in seen:  # a set identical to an earlier one adds nothing
+            out[k] = list(v)
+            seen.add(key)
+    return out
 
 
 def stimulus_group(sets_label):

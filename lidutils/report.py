@@ -22,6 +22,7 @@ A results file holds
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -80,10 +81,16 @@ def power_at(n, r=POWER_R):
     """Power of the notebooks' decision rule at ``n`` models for true correlation ``r``.
 
     Thin pointer to the simulation module's ``power_at`` (``lidutils.simulate`` or
-    ``lidutils.power``); returns ``None`` when ``n < 4`` (no meaningful test).
+    ``lidutils.power``), memoised per ``(n, r)`` because every analysis record asks;
+    returns ``None`` when ``n < 4`` (no meaningful test).
     """
     if n is None or n < 4:
         return None
+    return _power_at(int(n), round(float(r), 6))
+
+
+@functools.lru_cache(maxsize=None)
+def _power_at(n, r):
     for mod in ("lidutils.power", "lidutils.simulate"):
         try:
             m = importlib.import_module(mod)
@@ -310,3 +317,19 @@ def c6_verdict(per_family, min_n=5):
     if "opposite" in v and "replicated" not in v:
         return "opposite"
     return "inconclusive"
+
+
+def glue_text(key, text):
+    """Glue markdown ``text`` under ``key`` for ``{glue:md}`key``` in the notebook's narrative."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(key, Markdown(text), display=False)
+    return text
+
+
+def glue_claim(res):
+    """Glue ``<claim>_result``: the claim-level verdict and its primary analysis, as markdown."""
+    head = next(a for a in res["analyses"] if a["analysis"] == res["primary"])
+    text = f"**{res['verdict']}** — primary analysis {describe(head)}; paper: {res['paper_value']}."
+    return glue_text(f"{res['claim']}_result", text)

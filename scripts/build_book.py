@@ -98,12 +98,11 @@ def main(argv=None):
         print(f"[build_book]   {name}: {timings[name]:.1f} s", flush=True)
     timings["claims"] = execute(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
                                 params)
-    for name in NOTEBOOKS:  # pages not executed this time keep their last executed copy
-        if not (stage / "notebooks" / f"{name}.ipynb").exists():
-            raise SystemExit(f"{name} has never been executed into {stage}; run without --only.")
-
     # 4. render
     if not args.no_html:
+        for name in NOTEBOOKS:  # pages not executed this time keep their last executed copy
+            if not (stage / "notebooks" / f"{name}.ipynb").exists():
+                raise SystemExit(f"{name} has never been executed into {stage}; run without --only.")
         t0 = time.perf_counter()
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
                "--path-output", str(ROOT), "-W", "--all"]
