@@ -68,7 +68,6 @@ import dataclasses
 import gzip
 import io
 import json
-import os
 import pickle
 import time
 import warnings
@@ -81,7 +80,7 @@ from torch.nn import functional as F
 
 from ._device import resolve_device
 from .archs import ARCHS, build_model, n_parameters
-from .cache import default_cache_dir, hash_key, save_json, save_npz, atomic_path
+from .cache import atomic_path, default_cache_dir, hash_key, save_json, save_npz
 
 ZOO_VERSION = 1  # bump when training or evaluation code changes results
 CLASS_NAMES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse",
