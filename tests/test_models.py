@@ -135,9 +135,10 @@ def test_lite0_top1_on_imagenet_sample(offline):
     s = load_imagenet_sample(mirror)
     model, info = offline["tf_efficientnet_lite0"]
     tf = create_transform(**info.preprocessing)
+    idx = np.arange(0, 1000, 4)  # 250 classes keep the test short
     correct = 0
     with torch.no_grad():
-        for b in range(0, 1000, 50):
-            x = torch.stack([tf(Image.open(p).convert("RGB")) for p in s.image_paths[b:b + 50]])
-            correct += int((model(x).argmax(1).numpy() == s.labels[b:b + 50]).sum())
-    assert correct / 1000 > 0.80  # README: 88.8 % (likely training images)
+        for b in range(0, len(idx), 50):
+            x = torch.stack([tf(Image.open(s.image_paths[i]).convert("RGB")) for i in idx[b:b + 50]])
+            correct += int((model(x).argmax(1).numpy() == s.labels[idx[b:b + 50]]).sum())
+    assert correct / len(idx) > 0.80  # README: 88.8 % on all 1000 (likely training images)
