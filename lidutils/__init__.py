@@ -23,6 +23,9 @@ _API = {
     # alignment
     "mutual_knn": "alignment", "linear_cka": "alignment", "ridge_alignment": "alignment",
     "rdm": "alignment", "rsa": "alignment", "alignment_matrix": "alignment",
+    "mutual_knn_neighbors": "alignment",
+    "ridge_cv_predict": "ridge", "ridge_predict": "ridge", "r2_columns": "ridge",
+    "pca_fit_transform": "ridge",
     "encoding_alignment": "encoding", "split_half_noise_ceiling": "encoding",
     # statistics
     "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
@@ -33,7 +36,10 @@ _API = {
     "load_algonauts2023": "nsd", "load_nsd_betas": "nsd",
     "load_model": "models", "model_table": "models", "extract": "features",
     # model zoo, synthetic worlds, sweeps
-    "train_zoo": "zoo", "make_world": "simulate", "run_sweep": "sweep",
+    "train_zoo": "zoo", "zoo_summary": "zoo", "load_embeddings": "zoo",
+    "load_animal_mnist": "zoo",
+    "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
+    "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
 }
 
 __all__ = sorted(_API) + ["__version__"]
