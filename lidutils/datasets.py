@@ -44,7 +44,7 @@ from sklearn.utils import Bunch
 from .cache import default_cache_dir, file_sha256, hash_key, save_json
 
 __all__ = [
-    "DataError", "UPSTREAM", "registry", "fetch_file", "load_algonauts92",
+    "DataError", "UPSTREAM", "registry", "fetch_file", "fetch_files", "load_algonauts92",
     "load_imagenet_sample", "load_rdm_dataset", "load_images", "noise_ceiling",
 ]
 

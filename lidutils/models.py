@@ -41,7 +41,6 @@ import importlib
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
