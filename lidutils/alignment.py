@@ -21,7 +21,7 @@ from scipy import stats as _sstats
 
 from ._device import resolve_device, to_numpy, to_tensor
 from ._validation import as_2d_float, check_finite, check_k, check_paired, check_representation
-from .knn import knn
+from .neighbors import knn
 from .ridge import DEFAULT_ALPHAS, pca_fit_transform, r2_columns, r2_weighted, ridge_cv_predict
 
 METRICS = ("mutual_knn", "cka", "ridge", "rsa")

@@ -1,7 +1,7 @@
 """Local intrinsic dimension (LID) estimators on k-nearest-neighbour distances.
 
 All estimators take an ``(n_samples, n_features)`` array and return numpy; the
-neighbour search is :func:`lidutils.knn.knn` (exact, blockwise GEMM in torch,
+neighbour search is :func:`lidutils.knn` (exact, blockwise GEMM in torch,
 ``device="auto"`` uses CUDA when present), and the estimators themselves are a
 few vectorised torch operations on the ``(n_samples, k)`` distance matrix.
 
@@ -32,7 +32,7 @@ import torch
 
 from ._device import to_numpy
 from ._validation import check_k, check_representation
-from .knn import knn
+from .neighbors import knn
 
 __all__ = ["lid_mle", "lid_mom", "lid_profile", "lid_twonn", "DEFAULT_KS"]
 
@@ -59,12 +59,12 @@ def _check_lid_k(k, n_samples, name="k"):
 
 
 def _check_neighbors(neighbors, n_samples, k, duplicates):
-    """Validate a precomputed ``(dist, idx)`` pair from :func:`lidutils.knn.knn`."""
+    """Validate a precomputed ``(dist, idx)`` pair from :func:`lidutils.knn`."""
     try:
         dist, idx = neighbors
     except (TypeError, ValueError):
         raise ValueError(
-            "neighbors must be the (dist, idx) pair returned by lidutils.knn.knn(X, k)."
+            "neighbors must be the (dist, idx) pair returned by lidutils.knn(X, k)."
         ) from None
     if hasattr(dist, "detach"):
         dist = dist.detach().cpu().numpy()
@@ -80,12 +80,12 @@ def _check_neighbors(neighbors, n_samples, k, duplicates):
         raise ValueError(
             f"neighbors were computed for {dist.shape[0]} points but X has {n_samples} "
             "rows (after the duplicates policy). Recompute them with "
-            "lidutils.knn.knn(X, k) on the same (deduplicated) X."
+            "lidutils.knn(X, k) on the same (deduplicated) X."
         )
     if dist.shape[1] < k:
         raise ValueError(
             f"neighbors hold {dist.shape[1]} neighbours per point but k={k} is needed; "
-            f"compute them with lidutils.knn.knn(X, {k}) or larger."
+            f"compute them with lidutils.knn(X, {k}) or larger."
         )
     if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= n_samples)):
         raise ValueError(f"neighbors: idx must hold integer row indices in [0, {n_samples}).")
@@ -153,7 +153,7 @@ def lid_mle(X, k=20, device="auto", duplicates="error", neighbors=None):
     duplicates : {"error", "drop", "ignore"}, default="error"
         Exact duplicate rows give infinite LID; see the module docstring.
     neighbors : tuple (dist, idx), optional
-        Precomputed ``lidutils.knn.knn(X, k')`` result with ``k' >= k`` columns;
+        Precomputed ``lidutils.knn(X, k')`` result with ``k' >= k`` columns;
         only the first ``k`` columns are used, so one search serves many ``k``.
 
     Returns
@@ -275,7 +275,7 @@ def lid_twonn(X, discard_fraction=0.1, device="auto", duplicates="error", neighb
     device, duplicates :
         As in :func:`lid_mle`.
     neighbors : tuple (dist, idx), optional
-        Precomputed ``lidutils.knn.knn(X, k)`` result with ``k >= 2`` columns.
+        Precomputed ``lidutils.knn(X, k)`` result with ``k >= 2`` columns.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Tests of the exact blockwise-GEMM neighbour search (lidutils.knn)."""
+"""Tests of the exact blockwise-GEMM neighbour search (lidutils.neighbors)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from lidutils.knn import knn
+from lidutils.neighbors import knn
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lidutils.lid as lid_module
-from lidutils.knn import knn
+from lidutils.neighbors import knn
 from lidutils.lid import lid_mle, lid_mom, lid_profile, lid_twonn
 
 skdim = pytest.importorskip("skdim")
