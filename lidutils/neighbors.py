@@ -8,8 +8,9 @@ so the work is one matrix product per block (fast on CPU BLAS and on GPUs) and
 memory stays within ``memory_budget`` bytes: only a ``(block, N)`` slab of
 distances exists at any time, never the full ``N x N`` matrix. On the CPU
 everything is float64. On CUDA the product runs in float32 and the
-``k + margin`` best candidates of each row are then re-measured exactly in
-float64 and re-sorted, so both devices return the same float64 distances.
+``k + margin`` best candidates of each row are then re-measured in float64 and
+re-sorted, so both devices return the same float64 distances. (On the CPU a
+float32 product plus that refinement measured no faster at N = 10 000, D = 300.)
 """
 from __future__ import annotations
 
@@ -55,18 +56,23 @@ def knn(X, k, device="auto", memory_budget=DEFAULT_MEMORY_BUDGET, duplicates="ig
     return to_numpy(dist), to_numpy(idx)
 
 
-def knn_tensor(X, k, memory_budget=DEFAULT_MEMORY_BUDGET):
+def knn_tensor(X, k, memory_budget=DEFAULT_MEMORY_BUDGET, refine=None):
     """Core of :func:`knn` on a validated 2-D tensor; returns float64 ``(dist, idx)`` tensors.
 
-    The GEMM runs in float64 on the CPU and in float32 on CUDA (then refined).
+    The GEMM runs in float64 on the CPU and in float32 on CUDA, whose candidates
+    are then re-measured in float64. ``refine=True``/``False`` forces either path
+    (the tests use it to check the CUDA path's arithmetic on the CPU).
     """
     n = X.shape[0]
     exact = X.double()
     exact = exact - exact.mean(0, keepdim=True)  # translation-invariant; less cancellation
-    refine = X.device.type != "cpu"
+    margin = max(8, k // 4)
+    if refine is None:
+        refine = X.device.type != "cpu"
     X = exact.float() if refine else exact
-    n_cand = min(n - 1, k + (max(8, k // 4) if refine else 0))
+    n_cand = min(n - 1, k + (margin if refine else 0))
     sq = (X * X).sum(1)
+    sq64 = (exact * exact).sum(1)
     block = max(1, min(n, int(memory_budget // (n * X.element_size()))))
     dists, idxs = [], []
     for start in range(0, n, block):
@@ -79,19 +85,21 @@ def knn_tensor(X, k, memory_budget=DEFAULT_MEMORY_BUDGET):
         cand_d2, cand = torch.topk(d2, n_cand, dim=1, largest=False, sorted=True)
         cand_d2 = cand_d2 + sq[start:stop, None]
         if refine:
-            cand_d2, cand = _refine(exact, start, cand, memory_budget)
+            cand_d2, cand = _refine(exact, sq64, start, cand, memory_budget)
         dists.append(cand_d2[:, :k].clamp_min_(0).sqrt_().double())
         idxs.append(cand[:, :k])
     return torch.cat(dists), torch.cat(idxs)
 
 
-def _refine(exact, start, cand, memory_budget):
-    """Re-measure candidate distances directly in float64 (in sub-blocks) and re-sort."""
+def _refine(exact, sq64, start, cand, memory_budget):
+    """Re-measure candidate squared distances in float64 (in sub-blocks) and re-sort."""
     b, c = cand.shape
     step = max(1, int(memory_budget // (c * exact.shape[1] * 8)))
     out = torch.empty(b, c, dtype=torch.float64, device=exact.device)
     for s in range(0, b, step):
-        diff = exact[start + s:start + s + step, None, :] - exact[cand[s:s + step]]
-        out[s:s + step] = (diff * diff).sum(-1)
+        rows = exact[start + s:start + s + step]
+        cs = cand[s:s + step]
+        dots = torch.bmm(exact[cs], rows[:, :, None]).squeeze(2)
+        out[s:s + step] = sq64[start + s:start + s + rows.shape[0], None] + sq64[cs] - 2.0 * dots
     out, order = torch.sort(out, dim=1)
     return out, torch.gather(cand, 1, order)

@@ -83,3 +83,17 @@ def test_cuda_equals_cpu(data):
     d, i = knn(data, 20, device="cpu")
     np.testing.assert_array_equal(ci, i)
     np.testing.assert_allclose(cd, d, rtol=1e-10)
+
+
+def test_float32_refined_path_equals_float64_path():
+    """The CUDA arithmetic (float32 GEMM, float64 re-measure of candidates) run on the CPU."""
+    import torch
+
+    from lidutils.neighbors import knn_tensor
+
+    rng = np.random.default_rng(3)
+    X = torch.as_tensor(rng.normal(size=(1500, 40)) * 50 + 1000)  # large offset: cancellation
+    d64, i64 = knn_tensor(X, 15, refine=False)
+    d32, i32 = knn_tensor(X, 15, refine=True, memory_budget=200_000)
+    np.testing.assert_allclose(d32.numpy(), d64.numpy(), rtol=1e-12)
+    assert (i32.numpy() == i64.numpy()).mean() > 0.999
