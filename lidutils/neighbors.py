@@ -97,9 +97,9 @@ def _refine(exact, sq64, start, cand, memory_budget):
     step = max(1, int(memory_budget // (c * exact.shape[1] * 8)))
     out = torch.empty(b, c, dtype=torch.float64, device=exact.device)
     for s in range(0, b, step):
-        rows = exact[start + s:start + s + step]
         cs = cand[s:s + step]
-        dots = torch.bmm(exact[cs], rows[:, :, None]).squeeze(2)
-        out[s:s + step] = sq64[start + s:start + s + rows.shape[0], None] + sq64[cs] - 2.0 * dots
+        lo, hi = start + s, start + s + cs.shape[0]
+        dots = torch.bmm(exact[cs], exact[lo:hi, :, None]).squeeze(2)
+        out[s:s + step] = sq64[lo:hi, None] + sq64[cs] - 2.0 * dots
     out, order = torch.sort(out, dim=1)
     return out, torch.gather(cand, 1, order)
