@@ -92,7 +92,7 @@ class Population:
 
 # ----------------------------------------------------------------------------- building
 def build_population(tier="offline", zoo_grid="default", models=None, controls=DEFAULT_CONTROLS,
-                     n_images=1000, probe="algonauts92", cache_dir=None, device="auto",
+                     n_images=500, probe="algonauts92", cache_dir=None, device="auto",
                      data_dir=None, nsd_root=None, nsd_subject=1, include=("zoo", "imagenet"),
                      progress=False):
     """Assemble the model population of the notebooks.
@@ -108,8 +108,9 @@ def build_population(tier="offline", zoo_grid="default", models=None, controls=D
     controls : sequence of str
         ``random:<name>`` untrained controls added to the ``"imagenet"`` group.
     n_images : int
-        How many of the 1000 ImageNet sample photos to embed (first ``n_images`` in
-        class order; LID needs several hundred for K up to ~100).
+        How many of the 1000 ImageNet sample photos to embed: ``n_images`` classes evenly
+        spaced over the 1000 (so animals and objects are both represented); LID
+        needs several hundred for K up to ~100.
     probe : "algonauts92" or Bunch
         Brain probe images: the Algonauts 92 set, or a Bunch with ``images`` (e.g.
         from :func:`lidutils.datasets.load_rdm_dataset`).
@@ -204,7 +205,8 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
     sample = load_imagenet_sample(data_dir=data_dir)
     if not 10 <= n_images <= len(sample.image_paths):
         raise ValueError(f"n_images must be in [10, {len(sample.image_paths)}], got {n_images}.")
-    paths = list(sample.image_paths[:n_images])
+    pick = np.unique(np.linspace(0, len(sample.image_paths) - 1, n_images).round().astype(int))
+    paths = [sample.image_paths[i] for i in pick]
     rows, eval_reps, probe_reps = [], {}, {}
     for name in names:
         try:
@@ -219,7 +221,7 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
         probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
         rows.append(dict(member=name, group="imagenet", **_info_fields(name, info)))
     t = pd.DataFrame(rows).set_index("member")
-    return t, eval_reps, probe_reps, f"ImageNet sample photos (first {n_images}, one per class)"
+    return t, eval_reps, probe_reps, f"ImageNet sample photos ({len(paths)} classes evenly spaced over the 1000, one photo each)"
 
 
 def _load(load_model, name):
