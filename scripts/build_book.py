@@ -14,7 +14,9 @@ The committed notebooks carry no outputs. This script
    ``_build/html``; a failing cell (papermill raises) or a warning (``-W``) fails it.
 
 Caches (zoo checkpoints, features, per-model measurements) go to ``--cache-dir``
-(default ``data/cache``, gitignored), so a warm rebuild is fast.
+(default ``data/cache``, gitignored), so a warm rebuild is fast. A notebook whose
+source, parameters and ``lidutils`` sources are unchanged since its last execution
+(and whose results files still exist) is not executed again (``--force`` does).
 
 Usage::
 
@@ -25,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -46,15 +49,55 @@ def _value(text):
         return text
 
 
-def execute(src, dst, params, kernel="python3"):
-    """Run one notebook with papermill, passing only the parameters it declares."""
+def source_key(src, params):
+    """Content key of one execution: the notebook, its parameters and the lidutils sources.
+
+    Every analysis is deterministic given these (seeds are parameters; caches hold
+    only functions of their own content keys), so an executed copy carrying the
+    same key, whose results files still exist, need not be executed again.
+    """
+    h = hashlib.sha256()
+    h.update(Path(src).read_bytes())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    for f in sorted((ROOT / "lidutils").rglob("*")):
+        if f.is_file() and f.suffix in (".py", ".txt", ".json", ".csv"):
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _up_to_date(dst, key):
+    import nbformat
+
+    if not dst.exists():
+        return False
+    meta = nbformat.read(str(dst), as_version=4).metadata.get("lidutils_build", {})
+    return meta.get("key") == key and all(Path(f).exists() for f in meta.get("outputs", []))
+
+
+def execute(src, dst, params, kernel="python3", force=False):
+    """Run one notebook with papermill, passing only the parameters it declares.
+
+    Skipped (returns None) when ``dst`` was executed from the same :func:`source_key`
+    and the files it wrote are still there, unless ``force``.
+    """
+    import nbformat
     import papermill as pm
 
     declared = pm.inspect_notebook(str(src))
     use = {k: v for k, v in params.items() if k in declared}
+    key = source_key(src, use)
+    if not force and _up_to_date(dst, key):
+        return None
+    out_dir = Path(use.get("out_dir", ROOT / "results"))
+    before = {p: p.stat().st_mtime_ns for p in out_dir.glob("*")} if out_dir.is_dir() else {}
     t0 = time.perf_counter()
     pm.execute_notebook(str(src), str(dst), parameters=use, cwd=str(ROOT), kernel_name=kernel,
                         progress_bar=False, log_output=False)
+    wrote = [str(p) for p in out_dir.glob("*") if p.is_file() and before.get(p) != p.stat().st_mtime_ns]
+    nb = nbformat.read(str(dst), as_version=4)
+    nb.metadata["lidutils_build"] = {"key": key, "outputs": sorted(wrote)}
+    nbformat.write(nb, str(dst))
     return time.perf_counter() - t0
 
 
@@ -65,12 +108,16 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "cache"))
     ap.add_argument("--only", nargs="*", help="notebook prefixes to execute (default: all)")
     ap.add_argument("--no-html", action="store_true", help="execute only, skip jupyter-book")
+    ap.add_argument("--force", action="store_true",
+                    help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="parameter passed to every notebook that declares it")
     args = ap.parse_args(argv)
 
     stage = Path(args.stage)
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # The Makefile exports MPLBACKEND=Agg (headless); the kernels need the inline backend
+    # or figures would not be embedded in the executed notebooks.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     params = dict(out_dir=str(Path(args.results).resolve()),
                   cache_dir=str(Path(args.cache_dir).resolve()),
                   results_dir=str(Path(args.results).resolve()))
@@ -94,10 +141,12 @@ def main(argv=None):
         if not src.exists():
             raise SystemExit(f"missing notebook {src}")
         print(f"[build_book] executing {name} ...", flush=True)
-        timings[name] = execute(src, stage / "notebooks" / f"{name}.ipynb", params)
-        print(f"[build_book]   {name}: {timings[name]:.1f} s", flush=True)
+        t = execute(src, stage / "notebooks" / f"{name}.ipynb", params, force=args.force)
+        print(f"[build_book]   {name}: " + ("unchanged, not re-executed" if t is None else f"{t:.1f} s"),
+              flush=True)
+        timings[name] = t or 0.0
     timings["claims"] = execute(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
-                                params)
+                                params, force=True)
     # 4. render
     if not args.no_html:
         for name in NOTEBOOKS:  # pages not executed this time keep their last executed copy
