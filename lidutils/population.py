@@ -122,6 +122,10 @@ def build_population(tier="offline", zoo_grid="default", models=None, controls=D
     """
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}.")
+    for arg, val in (("models", models), ("controls", controls)):
+        if isinstance(val, str):
+            raise ValueError(f"{arg} must be a list of model names, got the string {val!r}; with "
+                             f"papermill pass lists as YAML: -y '{arg}: [name1, name2]'.")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     probe_images = _probe_images(probe, data_dir)
     if tier == "paper":
@@ -196,10 +200,6 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
     from .features import extract
     from .models import OFFLINE_MODELS, load_model
 
-    for arg, val in (("models", models), ("controls", controls)):
-        if isinstance(val, str):
-            raise ValueError(f"{arg} must be a list of model names, got the string {val!r}; with "
-                             f"papermill pass lists as YAML: -y '{arg}: [name1, name2]'.")
     models = list(models) if models is not None else list(OFFLINE_MODELS)
     names = models + [c for c in controls if c not in models]
     sample = load_imagenet_sample(data_dir=data_dir)
@@ -382,7 +382,7 @@ def alignment_to_partners(reps, metric="mutual_knn", cache_dir=None, **kwargs):
     return M, scores
 
 
-def alignment_to_reference(reps, reference, metric="ridge", **kwargs):
+def alignment_to_reference(reps, reference, metric="ridge", cache_dir=None, **kwargs):
     """Alignment of every representation with one reference model (not itself).
 
     For ridge, returns both directions (``to_ref`` = model predicts reference,
@@ -392,21 +392,26 @@ def alignment_to_reference(reps, reference, metric="ridge", **kwargs):
 
     if reference not in reps:
         raise ValueError(f"reference {reference!r} is not one of the representations.")
+    if metric not in ("ridge", "cka", "mutual_knn"):
+        raise ValueError(f"metric must be 'ridge', 'cka' or 'mutual_knn', got {metric!r}.")
     R = reps[reference]
-    rows = {}
-    for name, X in reps.items():
-        if name == reference:
-            continue
-        if metric == "ridge":
-            d = ridge_alignment(X, R, return_directions=True, **kwargs)
-            rows[name] = dict(to_ref=d["a_to_b"], from_ref=d["b_to_a"], score=d["mean"])
-        elif metric == "cka":
-            rows[name] = dict(score=linear_cka(X, R, **kwargs))
-        elif metric == "mutual_knn":
-            rows[name] = dict(score=mutual_knn(X, R, **kwargs))
-        else:
-            raise ValueError(f"metric must be 'ridge', 'cka' or 'mutual_knn', got {metric!r}.")
-    return pd.DataFrame.from_dict(rows, orient="index")
+
+    def compute():
+        rows = {}
+        for name, X in reps.items():
+            if name == reference:
+                continue
+            if metric == "ridge":
+                d = ridge_alignment(X, R, return_directions=True, **kwargs)
+                rows[name] = dict(to_ref=d["a_to_b"], from_ref=d["b_to_a"], score=d["mean"])
+            elif metric == "cka":
+                rows[name] = dict(score=linear_cka(X, R, **kwargs))
+            else:
+                rows[name] = dict(score=mutual_knn(X, R, **kwargs))
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    key = _reps_key(reps, reference, metric, sorted(kwargs.items()))
+    return _cached_frame(cache_dir, f"ref-{metric}", key, compute)
 
 
 def brain_scores(probe_reps, brain, method="spearman", rdm_metric="correlation", device="auto"):

@@ -1,6 +1,7 @@
 """Execute every claim notebook with papermill on tiny parameters and check its results JSON.
 
-One module-scoped run (smoke zoo grid, 2 pretrained models + 1 control on 120 ImageNet
+Fast tests check the results-file helpers and the paper tier's refusal offline. One
+module-scoped run (smoke zoo grid, 2 pretrained models + 1 control on 120 ImageNet
 photos, few K, few bootstrap draws) writes into a temporary folder; the repository's
 ``results/`` must stay untouched. Marked slow (a few minutes on 2 CPU cores).
 """
@@ -20,10 +21,7 @@ NB = ROOT / "notebooks"
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(DATA is None, reason="needs the data mirror (LIDUTILS_DATA_DIR)"),
-]
+needs_data = pytest.mark.skipif(DATA is None, reason="needs the data mirror (LIDUTILS_DATA_DIR)")
 
 TINY = dict(
     tier="offline", zoo_grid="smoke", models=["tf_efficientnet_lite0", "mobilenetv2_100"],
@@ -92,6 +90,8 @@ def _check_claim(path, claim):
     return d
 
 
+@pytest.mark.slow
+@needs_data
 @pytest.mark.parametrize("name", list(CLAIM_NOTEBOOKS))
 def test_notebook_writes_its_claims(executed, name):
     out, _, errors, _ = executed
@@ -103,6 +103,8 @@ def test_notebook_writes_its_claims(executed, name):
         _check_claim(path, claim)
 
 
+@pytest.mark.slow
+@needs_data
 def test_primary_n_is_the_number_of_converged_clean_zoo_models(executed):
     out, cache, errors, _ = executed
     if "01_generalization" in errors:
@@ -117,10 +119,14 @@ def test_primary_n_is_the_number_of_converged_clean_zoo_models(executed):
     assert head["n"] == len(sets[head["population"]])
 
 
+@pytest.mark.slow
+@needs_data
 def test_repository_results_untouched(executed):
     assert executed[3], "a tiny-parameter run wrote into the repository's results/"
 
 
+@pytest.mark.slow
+@needs_data
 def test_claims_page_reads_the_results(executed, tmp_path):
     out, _, errors, _ = executed
     pm.execute_notebook(str(ROOT / "book" / "claims.ipynb"), str(tmp_path / "claims.ipynb"),
@@ -133,3 +139,83 @@ def test_claims_page_reads_the_results(executed, tmp_path):
     done = table[table["verdict"] != "not run"]
     assert set(done["claim"]) >= {"C1", "C2", "C3", "C4", "C5"} - {
         c for n, cs in CLAIM_NOTEBOOKS.items() if n in errors for c in cs}
+
+
+# ----------------------------------------------------------------------------- fast tests
+def _corr(r, lo, hi, p, n=10):
+    return dict(r=r, ci_low=lo, ci_high=hi, p=p, n=n, method="spearman")
+
+
+def test_write_claim_round_trip_and_verdicts_from_numbers(tmp_path, monkeypatch):
+    from lidutils import report as R
+
+    monkeypatch.setattr(R, "_power_at", lambda n, r: 0.5)
+    recs = [R.analysis("a", _corr(-0.7, -0.9, -0.3, 0.001), x="lid", y="acc", population="zoo"),
+            R.analysis("b", _corr(0.6, 0.2, 0.8, 0.01), x="lid", y="acc", population="zoo"),
+            R.analysis("c", _corr(-0.1, -0.5, 0.4, 0.6, n=3), x="lid", y="acc", population="zoo")]
+    assert [r["verdict"] for r in recs] == ["replicated", "opposite", "inconclusive"]
+    assert recs[0]["power"] == 0.5 and recs[2]["power"] is None  # n < 4: no power figure
+    out = R.write_claim("C3", recs, out_dir=tmp_path, primary="b", parameters={"k": 10})
+    assert out["verdict"] == "opposite"
+    d = json.loads((tmp_path / "C3.json").read_text())
+    assert d["paper_value"] == R.PAPER_CLAIMS["C3"]["paper_value"] and d["parameters"] == {"k": 10}
+    table = R.claims_table(tmp_path)
+    assert list(table["claim"]) == [f"C{i}" for i in range(1, 8)]
+    row = table.set_index("claim").loc["C3"]
+    assert row["verdict"] == "opposite" and row["r"] == 0.6 and row["n"] == 10
+    assert (table.set_index("claim").drop(index="C3")["verdict"] == "not run").all()
+    with pytest.raises(ValueError, match="unique"):
+        R.write_claim("C3", recs + recs[:1], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown claim"):
+        R.write_claim("C9", recs, out_dir=tmp_path)
+
+
+def test_comparative_claim_rules():
+    from lidutils import report as R
+
+    rep = dict(verdict="replicated", r=-0.6, n=8)
+    inc = dict(verdict="inconclusive", r=-0.1, n=8)
+    opp = dict(verdict="opposite", r=0.6, n=8)
+    assert R.c4_verdict(rep, [inc, opp]) == "replicated"
+    assert R.c4_verdict(inc, [rep]) == "opposite"
+    assert R.c4_verdict(rep, [rep]) == "inconclusive"
+    assert R.c7_verdict({"EVC": inc, "IT": rep}) == "replicated"
+    assert R.c7_verdict({"EVC": dict(rep, r=-0.8), "IT": rep}) == "inconclusive"
+    assert R.c6_verdict([rep, rep, dict(opp, n=3)]) == "replicated"
+    assert R.c6_verdict([opp, inc]) == "opposite"
+
+
+def test_paper_tier_refuses_without_data(tmp_path):
+    from lidutils.population import PaperTierUnavailable, build_population
+
+    with pytest.raises(PaperTierUnavailable, match="nsd_root"):
+        build_population(tier="paper", nsd_root=None, probe=_Probe(), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="tier"):
+        build_population(tier="online", probe=_Probe(), cache_dir=tmp_path)
+
+
+def test_model_lists_must_be_lists(tmp_path):
+    from lidutils.population import build_population
+
+    with pytest.raises(ValueError, match="-y"):
+        build_population(models="[tf_efficientnet_lite0]", include=("imagenet",), probe=_Probe(),
+                         cache_dir=tmp_path)
+
+
+def test_analysis_sets_are_independent_and_deduplicated():
+    import pandas as pd
+
+    from lidutils.population import analysis_sets
+
+    m = pd.DataFrame(dict(
+        group="zoo", model=["a", "a", "b", "b", "c", "c", "d", "d"], epoch=[1, 3] * 4,
+        final=[False, True] * 4, label_noise=0.0, pretrained=True),
+        index=[f"{k}@{e}" for k in "abcd" for e in (1, 3)])
+    sets = analysis_sets(m)
+    assert list(sets) == ["zoo: final epoch, clean labels", "zoo: first epoch, clean labels"]
+    for members in sets.values():  # one checkpoint per network
+        assert len({x.split("@")[0] for x in members}) == len(members) == 4
+
+
+class _Probe:
+    images = __import__("numpy").zeros((5, 8, 8, 3), dtype="uint8")
