@@ -101,7 +101,7 @@ def alignment_heatmap(mat, ax=None, title=None, annot=None, cmap="viridis"):
     return ax
 
 
-def brain_scores(df, x="score", y="model", hue="roi", ceiling=None, baseline=None, ax=None,
+def brain_bars(df, x="score", y="model", hue="roi", ceiling=None, baseline=None, ax=None,
                  title=None):
     """Horizontal bars of model–brain scores per ROI, with noise ceiling and pixel baseline.
 
