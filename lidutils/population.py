@@ -162,7 +162,9 @@ def _zoo_group(grid, cache_dir, device, probe_images, progress):
     table = zoo.train_zoo(grid=grid, cache_dir=cache_dir / "zoo", device=device,
                           probe_images=probe_images, progress=progress)
     table = table.reset_index(drop=True)
-    names = [f"zoo:{k}@{int(e)}" for k, e in zip(table["key"], table["epoch"])]
+    # readable names (arch-width-depth-data-noise-seed) when they identify the network, else its key
+    label = table["name"] if "name" in table and table.groupby("name")["key"].nunique().max() == 1 else table["key"]
+    names = [f"zoo:{k}@{int(e)}" for k, e in zip(label, table["epoch"])]
     eval_reps, probe_reps = {}, {}
     for name, (_, row) in zip(names, table.iterrows()):
         eval_reps[name] = np.asarray(zoo.load_embeddings(row, which="eval"), dtype=np.float32)
