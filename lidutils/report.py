@@ -14,7 +14,7 @@ A results file holds
   ``p``, ``n``, the ``verdict`` computed by :func:`lidutils.stats.verdict` (never typed
   in), and ``power``: the probability that the same decision rule, at this ``n``,
   would have returned "replicated" had the true correlation been the paper's
-  (``power_r``), from :func:`lidutils.simulate.power_at`;
+  (``power_r``), from :func:`lidutils.power.power_at`;
 - ``primary``: the label of the analysis the claims table shows first;
 - ``verdict``: the claim-level verdict (the primary analysis' verdict, or the rule of
   :func:`c4_verdict` / :func:`c7_verdict` for the comparative claims);
@@ -22,8 +22,6 @@ A results file holds
 """
 from __future__ import annotations
 
-import functools
-import importlib
 import json
 import math
 from pathlib import Path
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import power as _power
 from .cache import save_json
 
 VERDICTS = ("replicated", "opposite", "inconclusive")
@@ -80,28 +79,12 @@ def _verdict(result, expected_sign):
 def power_at(n, r=POWER_R):
     """Power of the notebooks' decision rule at ``n`` models for true correlation ``r``.
 
-    Thin pointer to the simulation module's ``power_at`` (``lidutils.simulate`` or
-    ``lidutils.power``), memoised per ``(n, r)`` because every analysis record asks;
-    returns ``None`` when ``n < 4`` (no meaningful test).
+    The ``power`` of :func:`lidutils.power.power_at` (cached there per ``(n, r)``);
+    ``None`` when ``n < 4`` (no meaningful test).
     """
     if n is None or n < 4:
         return None
-    return _power_at(int(n), round(float(r), 6))
-
-
-@functools.lru_cache(maxsize=None)
-def _power_at(n, r):
-    for mod in ("lidutils.power", "lidutils.simulate"):
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        if hasattr(m, "power_at"):
-            out = m.power_at(int(n), float(r))
-            if isinstance(out, dict):
-                out = out.get("power", out.get("replicated"))
-            return float(out)
-    raise ImportError("power_at not found in lidutils.power or lidutils.simulate.")
+    return float(_power.power_at(int(n), float(r))["power"])
 
 
 def analysis(label, result, *, x, y, population, expected_sign=-1, power_r=POWER_R, note=""):

@@ -6,8 +6,7 @@ there. This module builds *worlds* in which the truth is set by parameters, so t
 real analysis functions of the claim notebooks (:func:`lidutils.lid.lid_mle`,
 :func:`lidutils.global_dim.global_dims`, :mod:`lidutils.alignment`,
 :func:`lidutils.stats.corr`) can be run on them and checked against that truth.
-Statistical power of the decision rule is in :mod:`lidutils.power`
-(:func:`lidutils.power.power_at` is re-exported here for the claim notebooks).
+Statistical power of the decision rule is in :mod:`lidutils.power`.
 
 Generative model
 ----------------
@@ -84,7 +83,6 @@ __all__ = [
     "claim_analysis",
     "TARGETS",
     "DIMENSIONS",
-    "power_at",
 ]
 
 # Default world parameters. Every key can be overridden in make_world(**overrides).
@@ -488,10 +486,3 @@ def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000,
             res["verdict"] = verdict(res, expected_sign=-1)
             results[dim][target] = res
     return dict(table=table, corr=results, k=k, k_global=k_global)
-
-
-def power_at(n_models, r=-0.84, n_sim=1000, seed=0):
-    """Power of the notebooks' decision rule; see :func:`lidutils.power.power_at`."""
-    from .power import power_at as _power_at
-
-    return _power_at(n_models, r, n_sim=n_sim, seed=seed)

@@ -149,7 +149,7 @@ def _corr(r, lo, hi, p, n=10):
 def test_write_claim_round_trip_and_verdicts_from_numbers(tmp_path, monkeypatch):
     from lidutils import report as R
 
-    monkeypatch.setattr(R, "_power_at", lambda n, r: 0.5)
+    monkeypatch.setattr(R._power, "power_at", lambda n, r: {"power": 0.5})
     recs = [R.analysis("a", _corr(-0.7, -0.9, -0.3, 0.001), x="lid", y="acc", population="zoo"),
             R.analysis("b", _corr(0.6, 0.2, 0.8, 0.01), x="lid", y="acc", population="zoo"),
             R.analysis("c", _corr(-0.1, -0.5, 0.4, 0.6, n=3), x="lid", y="acc", population="zoo")]
