@@ -40,7 +40,7 @@ VERDICTS = ("replicated", "opposite", "inconclusive")
 PAPER_R_RANGE = (-0.84, -0.92)
 POWER_R = PAPER_R_RANGE[0]  # the weakest quoted effect: the power figure is conservative
 
-_RANGE_TEXT = "r between −0.84 and −0.92 (range quoted for the paper's LID correlations; per-claim value not stated here)"
+_RANGE_TEXT = "−0.84 … −0.92 (quoted range)"
 
 #: claim id -> statement, the paper's value, expected sign of the correlation, notebook.
 PAPER_CLAIMS = {

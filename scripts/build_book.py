@@ -89,7 +89,7 @@ def execute(src, dst, params, kernel="python3", force=False):
     key = source_key(src, use)
     if not force and _up_to_date(dst, key):
         return None
-    out_dir = Path(use.get("out_dir", ROOT / "results"))
+    out_dir = ROOT / use.get("out_dir", "results")  # kernels run in ROOT
     before = {p: p.stat().st_mtime_ns for p in out_dir.glob("*")} if out_dir.is_dir() else {}
     t0 = time.perf_counter()
     pm.execute_notebook(str(src), str(dst), parameters=use, cwd=str(ROOT), kernel_name=kernel,
@@ -99,6 +99,13 @@ def execute(src, dst, params, kernel="python3", force=False):
     nb.metadata["lidutils_build"] = {"key": key, "outputs": sorted(wrote)}
     nbformat.write(nb, str(dst))
     return time.perf_counter() - t0
+
+
+def _from_root(path):
+    """``path`` relative to the repository root (the kernels' working directory) when it
+    lies inside it, so the published pages show no machine-specific absolute paths."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv=None):
@@ -118,9 +125,8 @@ def main(argv=None):
     # The Makefile exports MPLBACKEND=Agg (headless); the kernels need the inline backend
     # or figures would not be embedded in the executed notebooks.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    params = dict(out_dir=str(Path(args.results).resolve()),
-                  cache_dir=str(Path(args.cache_dir).resolve()),
-                  results_dir=str(Path(args.results).resolve()))
+    params = dict(out_dir=_from_root(args.results), cache_dir=_from_root(args.cache_dir),
+                  results_dir=_from_root(args.results))
     params.update({k: _value(v) for k, v in args.p})
 
     # 1. sources
