@@ -34,11 +34,14 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["00_validation", "01_generalization", "02_model_model", "03_model_brain",
              "04_scaling", "05_local_vs_global"]
+#: Notebooks that share no cache with the others (can run in parallel with them).
+INDEPENDENT = ("00_validation",)
 
 
 def _value(text):
@@ -115,6 +118,8 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "cache"))
     ap.add_argument("--only", nargs="*", help="notebook prefixes to execute (default: all)")
     ap.add_argument("--no-html", action="store_true", help="execute only, skip jupyter-book")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="notebooks executed at once: 00_validation beside the claim notebooks (default 2)")
     ap.add_argument("--force", action="store_true",
                     help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -125,6 +130,9 @@ def main(argv=None):
     # The Makefile exports MPLBACKEND=Agg (headless); the kernels need the inline backend
     # or figures would not be embedded in the executed notebooks.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # Progress bars are noise in a static page (and tqdm.auto warns without ipywidgets).
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found:Warning"
     params = dict(out_dir=_from_root(args.results), cache_dir=_from_root(args.cache_dir),
                   results_dir=_from_root(args.results))
     params.update({k: _value(v) for k, v in args.p})
@@ -143,14 +151,26 @@ def main(argv=None):
     timings = {}
     todo = [n for n in NOTEBOOKS if not args.only or any(n.startswith(o) for o in args.only)]
     for name in todo:
-        src = ROOT / "notebooks" / f"{name}.ipynb"
-        if not src.exists():
-            raise SystemExit(f"missing notebook {src}")
-        print(f"[build_book] executing {name} ...", flush=True)
-        t = execute(src, stage / "notebooks" / f"{name}.ipynb", params, force=args.force)
-        print(f"[build_book]   {name}: " + ("unchanged, not re-executed" if t is None else f"{t:.1f} s"),
-              flush=True)
-        timings[name] = t or 0.0
+        if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
+            raise SystemExit(f"missing notebook {ROOT / 'notebooks' / name}.ipynb")
+
+    def run_lane(names):
+        for name in names:
+            print(f"[build_book] executing {name} ...", flush=True)
+            t = execute(ROOT / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb",
+                        params, force=args.force)
+            print(f"[build_book]   {name}: " + ("unchanged, not re-executed" if t is None
+                                                else f"{t:.1f} s"), flush=True)
+            timings[name] = t or 0.0
+
+    # Two lanes: the self-contained simulations of 00_validation run beside the claim
+    # notebooks, which share caches (zoo, features) and so run one after another.
+    lanes = [[n for n in todo if n in INDEPENDENT], [n for n in todo if n not in INDEPENDENT]]
+    lanes = [lane for lane in lanes if lane]
+    with ThreadPoolExecutor(max_workers=max(1, min(args.jobs, len(lanes)))) as pool:
+        for fut in [pool.submit(run_lane, lane) for lane in lanes]:
+            fut.result()
+    timings = {n: timings[n] for n in todo}
     timings["claims"] = execute(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
                                 params, force=True)
     # 4. render
