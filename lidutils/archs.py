@@ -27,6 +27,11 @@ ARCHS = ("mlp", "cnn", "resnet", "mixer")
 
 
 class _Classifier(nn.Module):
+    """Base: ``features`` = ``self.body`` (the penultimate layer), ``forward`` = ``head(features)``."""
+
+    def features(self, x):
+        return self.body(x)
+
     def forward(self, x):
         return self.head(self.features(x))
 
@@ -48,9 +53,6 @@ class MLP(_Classifier):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(d, n_classes)
 
-    def features(self, x):
-        return self.body(x)
-
 
 class CNN(_Classifier):
     """Plain VGG-style ConvNet: ``depth`` conv-BN-ReLU-pool blocks, global average pool."""
@@ -69,9 +71,6 @@ class CNN(_Classifier):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c, n_classes)
-
-    def features(self, x):
-        return self.body(x)
 
 
 class _BasicBlock(nn.Module):
@@ -108,9 +107,6 @@ class ResNet(_Classifier):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(cin, n_classes)
-
-    def features(self, x):
-        return self.body(x)
 
 
 class _MixerBlock(nn.Module):
