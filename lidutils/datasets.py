@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from .alignment import rsa
 from .cache import default_cache_dir, file_sha256, hash_key, save_json
 
 __all__ = [
@@ -312,23 +313,11 @@ def noise_ceiling(rdms, method="spearman"):
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}.")
     V = _upper(rdms)
-    if method == "spearman":
-        V = np.apply_along_axis(stats.rankdata, 1, V)
-
-    def corr(a, b):
-        a = a - a.mean()
-        b = b - b.mean()
-        den = np.sqrt((a @ a) * (b @ b))
-        if den == 0:
-            raise ValueError("an RDM is constant; correlation is undefined.")
-        return float(a @ b / den)
-
-    total = V.sum(axis=0)
-    mean_all = total / S
-    # Spearman on averaged ranks: re-rank the average, as rsatoolbox does.
-    rk = stats.rankdata if method == "spearman" else (lambda x: x)
-    upper = np.array([corr(V[s], rk(mean_all)) for s in range(S)])
-    lower = np.array([corr(V[s], rk((total - V[s]) / (S - 1))) for s in range(S)])
+    # Spearman: average the subjects' ranks (rsa re-ranks that average, as rsatoolbox does).
+    M = np.apply_along_axis(stats.rankdata, 1, V) if method == "spearman" else V
+    total = M.sum(axis=0)
+    upper = np.array([rsa(V[s], total / S, method) for s in range(S)])
+    lower = np.array([rsa(V[s], (total - M[s]) / (S - 1), method) for s in range(S)])
 
     def ci(x):
         if S < 2:
