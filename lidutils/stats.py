@@ -3,7 +3,11 @@
 Every correlation reported by the claim notebooks goes through :func:`corr` or
 :func:`partial_corr`, so it carries its sample size ``n``, a percentile-bootstrap
 confidence interval and a permutation p-value. :func:`verdict` turns such a
-result into "replicated" / "opposite" / "inconclusive" by a fixed rule.
+result into "replicated" / "opposite" / "inconclusive" by one rule on its
+confidence interval (:data:`VERDICTS` names every verdict of the project once).
+:func:`corr_batch` / :func:`verdict_batch` are the same statistics for many datasets
+at once (used by :mod:`lidutils.power`); :func:`compare_dependent`, :func:`holm` and
+:func:`c4_rule` serve the comparative claims.
 Everything is vectorised with numpy; ``n_perm=10000`` takes milliseconds for the
 tens of models the notebooks compare.
 """
@@ -274,49 +278,423 @@ def partial_corr(x, y, z, method="pearson", n_boot=2000, n_perm=10000, seed=0, c
     return out
 
 
-VERDICTS = ("replicated", "opposite", "inconclusive")
+# --------------------------------------------------------------------------- verdicts
+
+#: Every verdict name used in the project, defined here only.
+#: "replicated" / "opposite" / "inconclusive" follow a correlation's CI (:func:`verdict`);
+#: "not replicated" is a comparative claim's rule rejecting it (:func:`c4_rule`);
+#: "uninformative" marks a test that cannot tell (e.g. a brain test whose model ranking
+#: is unreliable, :func:`lidutils.rsatools.brain_test_informative`).
+VERDICTS = ("replicated", "not replicated", "opposite", "inconclusive", "uninformative")
 
 
-def verdict(result, expected_sign=-1, alpha=0.05):
-    """Classify a :func:`corr` / :func:`partial_corr` result against an expected sign.
+def excludes(result, value):
+    """Whether the confidence interval of ``result`` excludes ``value``.
 
-    - ``"replicated"``: ``sign(r) == expected_sign``, the confidence interval
-      ``[ci_low, ci_high]`` excludes 0 on that side, and ``p < alpha``;
-    - ``"opposite"``: the interval excludes 0 on the other side and ``p < alpha``;
-    - ``"inconclusive"``: anything else (interval contains 0, ``p >= alpha``, or
-      the interval is NaN).
+    True when ``value < ci_low`` or ``value > ci_high``; False when the interval
+    covers it or is NaN. ``value=None`` (e.g. no paper value) returns None.
+    """
+    if value is None:
+        return None
+    lo, hi = _ci_bounds(result)
+    return bool(np.isfinite(lo) and np.isfinite(hi) and (value < lo or value > hi))
 
-    ``alpha=None`` ignores the p-value and decides on the interval alone.
+
+def _ci_bounds(result):
+    missing = [k for k in ("ci_low", "ci_high") if k not in result]
+    if missing:
+        raise ValueError(f"result lacks key(s) {missing}; pass the dict returned by corr().")
+    return float(result["ci_low"]), float(result["ci_high"])
+
+
+def _check_sign(expected_sign):
+    if isinstance(expected_sign, bool) or expected_sign not in (-1, 1):
+        raise ValueError(f"expected_sign must be -1 or +1, got {expected_sign!r}.")
+    return int(expected_sign)
+
+
+def verdict_batch(ci_low, ci_high, expected_sign=-1):
+    """Vectorised :func:`verdict`: one verdict per confidence interval.
+
+    - ``"replicated"``: the interval excludes 0 on the side of ``expected_sign``
+      (``ci_high < 0`` for -1, ``ci_low > 0`` for +1);
+    - ``"opposite"``: it excludes 0 on the other side;
+    - ``"inconclusive"``: it covers 0, or a bound is NaN.
+
+    Parameters
+    ----------
+    ci_low, ci_high : array-like
+        Interval bounds (same shape).
+    expected_sign : {-1, +1}
+
+    Returns
+    -------
+    ndarray of str, same shape as the bounds
+    """
+    s = _check_sign(expected_sign)
+    lo = np.asarray(ci_low, dtype=np.float64)
+    hi = np.asarray(ci_high, dtype=np.float64)
+    if lo.shape != hi.shape:
+        raise ValueError(f"ci_low and ci_high must have the same shape, got {lo.shape} and {hi.shape}.")
+    pos, neg = lo > 0, hi < 0  # NaN compares False: inconclusive
+    hit, miss = (neg, pos) if s == -1 else (pos, neg)
+    return np.where(hit, VERDICTS[0], np.where(miss, VERDICTS[2], VERDICTS[3]))
+
+
+def verdict(result, expected_sign=-1, informative=True):
+    """Verdict of a correlation result against the paper's sign, decided by its CI.
+
+    - ``"replicated"``: the confidence interval ``[ci_low, ci_high]`` excludes 0 on
+      the side of ``expected_sign``;
+    - ``"opposite"``: it excludes 0 on the other side;
+    - ``"inconclusive"``: it covers 0 (or is NaN);
+    - ``"uninformative"``: ``informative=False`` — the test itself cannot tell
+      (e.g. :func:`lidutils.rsatools.brain_test_informative` failed), whatever the CI.
+
+    The interval is the only gate, so a record's verdict always agrees with its own
+    CI (``excludes(result, 0)``). The permutation p-value is reported next to it, not
+    used as a second gate: a 95 % interval that excludes 0 and a two-sided p < 0.05
+    almost always agree, and where they do not, one rule stated once is easier to
+    check than two. Same rule as :func:`verdict_batch` (which this calls).
 
     Parameters
     ----------
     result : dict
-        Needs keys ``r``, ``ci_low``, ``ci_high`` and (unless ``alpha=None``) ``p``.
+        Needs ``ci_low`` and ``ci_high`` (the dict returned by :func:`corr`).
     expected_sign : {-1, +1}
         The sign the claim predicts (-1: "lower LID goes with higher alignment").
-    alpha : float or None
+    informative : bool
+        False turns the verdict into ``"uninformative"``.
 
     Returns
     -------
     str
-        One of ``"replicated"``, ``"opposite"``, ``"inconclusive"``.
+        One of :data:`VERDICTS`.
     """
-    if expected_sign not in (-1, 1):
-        raise ValueError(f"expected_sign must be -1 or +1, got {expected_sign!r}.")
-    missing = [k for k in ("r", "ci_low", "ci_high") + (() if alpha is None else ("p",)) if k not in result]
-    if missing:
-        raise ValueError(f"result lacks key(s) {missing}; pass the dict returned by corr().")
-    lo, hi, r = float(result["ci_low"]), float(result["ci_high"]), float(result["r"])
-    significant = alpha is None or float(result["p"]) < alpha
-    if not (np.isfinite(lo) and np.isfinite(hi)) or not significant:
-        return "inconclusive"
-    if lo > 0 and r > 0:
-        sign = 1
-    elif hi < 0 and r < 0:
-        sign = -1
+    _check_sign(expected_sign)
+    lo, hi = _ci_bounds(result)
+    if not informative:
+        return VERDICTS[4]
+    return str(verdict_batch(lo, hi, expected_sign)[()])
+
+
+def holm(pvals):
+    """Holm–Bonferroni adjusted p-values (step-down; Holm 1979).
+
+    With the :math:`m` finite p-values sorted, :math:`p_{(1)} \\le \\dots \\le p_{(m)}`,
+
+    .. math:: \\tilde p_{(i)} = \\max_{j \\le i} \\min\\bigl(1, (m - j + 1)\\, p_{(j)}\\bigr),
+
+    returned in the input order. Rejecting where :math:`\\tilde p < \\alpha` controls
+    the family-wise error rate at :math:`\\alpha`. NaN inputs stay NaN and do not
+    count in :math:`m`. Same values as ``statsmodels.stats.multitest.multipletests(p,
+    method="holm")[1]``.
+
+    Parameters
+    ----------
+    pvals : array-like (m,)
+        p-values in [0, 1] (NaN allowed).
+
+    Returns
+    -------
+    ndarray (m,)
+    """
+    p = np.asarray(pvals, dtype=np.float64).ravel()
+    ok = np.isfinite(p)
+    if ((p[ok] < 0) | (p[ok] > 1)).any():
+        raise ValueError("p-values must lie in [0, 1].")
+    out = np.full(p.shape, np.nan)
+    q = p[ok]
+    m = q.size
+    if m:
+        order = np.argsort(q, kind="stable")
+        adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
+        res = np.empty(m)
+        res[order] = adj
+        out[ok] = res
+    return out
+
+
+# --------------------------------------------------------------------------- batched correlation
+
+def _analytic_p(r, n):
+    """Two-sided t-test p of a correlation (scipy's pearsonr / spearmanr formula)."""
+    df = n - 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = r * np.sqrt(df / np.maximum(1e-300, 1 - r * r))
+    return 2 * _sstats.t.sf(np.abs(t), df)
+
+
+def _resample_ranks(ranks, idx):
+    """Average ranks (1-based, ties averaged as ``scipy.stats.rankdata``) of resamples.
+
+    ``ranks``: (m, n) integer ranks 0..n-1 of continuous data (a permutation per row);
+    ``idx``: (m, b, n) resampling indices. Counting instead of sorting: with
+    :math:`c_j` copies of the :math:`j`-th smallest value in a resample and
+    :math:`C_j = \\sum_{l<j} c_l`, each copy gets rank :math:`C_j + (c_j + 1)/2`.
+    """
+    m, b, n = idx.shape
+    r = np.take_along_axis(np.broadcast_to(ranks[:, None, :], idx.shape), idx, 2)  # (m, b, n)
+    flat = (r + n * np.arange(m * b).reshape(m, b, 1)).ravel()
+    counts = np.bincount(flat, minlength=m * b * n).reshape(m, b, n)
+    below = np.cumsum(counts, axis=2) - counts
+    avg = below + (counts + 1) / 2.0
+    return np.take_along_axis(avg, r, 2)
+
+
+def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
+    """:func:`corr` on many independent datasets at once (rows of ``x`` and ``y``).
+
+    The same point estimate, percentile bootstrap and permutation p-value
+    :math:`(b+1)/(m+1)` as :func:`corr`, vectorised over datasets (different random
+    draws, so not bit-identical to looping :func:`corr`). Spearman bootstrap ranks are
+    computed by counting (``_resample_ranks``), which assumes continuous data (no
+    ties within a row); Pearson has no such restriction. For Spearman the permutation
+    null depends only on ``n``, so one set of ``n_perm`` permutations serves every row.
+    ``n_perm=0`` gives the analytic t-test p (as ``corr(..., n_perm=0)``).
+
+    Parameters
+    ----------
+    x, y : ndarray (n_sim, n)
+        ``n_sim`` datasets of ``n >= 3`` paired observations.
+    method : {"pearson", "spearman"}
+    n_boot : int >= 1
+    n_perm : int >= 0
+    seed : int
+    ci : float
+
+    Returns
+    -------
+    dict of ndarray (n_sim,)
+        ``r``, ``ci_low``, ``ci_high``, ``p``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(f"x and y must be (n_sim, n) arrays of the same shape, got {x.shape}, {y.shape}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    n_sim, n = x.shape
+    if n < 3:
+        raise ValueError(f"a correlation needs n >= 3 observations, got {n}.")
+    if n_boot < 1 or n_perm < 0:
+        raise ValueError("n_boot must be >= 1 and n_perm >= 0.")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), e.g. 0.95, got {ci!r}.")
+    rng = np.random.default_rng(seed)
+    r = _stat(x, y, None, method)
+    if n_perm == 0:
+        p = _analytic_p(r, n)
     else:
-        return "inconclusive"
-    return "replicated" if sign == expected_sign else "opposite"
+        tol = 1e-12 * np.maximum(1.0, np.abs(r))
+        if method == "spearman":
+            base = np.arange(1, n + 1, dtype=np.float64)
+            perm = rng.permuted(np.broadcast_to(base, (n_perm, n)), axis=1)
+            null = np.sort(np.abs(_pearson_rows(np.broadcast_to(base, (n_perm, n)), perm)))
+            b = n_perm - np.searchsorted(null, np.abs(r) - tol, side="left")
+        else:
+            b = np.zeros(n_sim, dtype=np.int64)
+            step = max(1, _CHUNK_ELEMS // (n * n_perm))
+            for s in range(0, n_sim, step):
+                sl = slice(s, s + step)
+                perm = rng.permuted(np.broadcast_to(np.arange(n), (len(x[sl]), n_perm, n)), axis=2)
+                r_perm = _pearson_rows(np.broadcast_to(x[sl, None, :], perm.shape),
+                                       np.take_along_axis(np.broadcast_to(y[sl, None, :], perm.shape), perm, 2))
+                b[sl] = (np.abs(r_perm) >= (np.abs(r[sl]) - tol[sl])[:, None]).sum(1)
+        p = (b + 1) / (n_perm + 1)
+    lo = np.empty(n_sim)
+    hi = np.empty(n_sim)
+    step = max(1, _CHUNK_ELEMS // (n * n_boot))
+    q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
+    if method == "spearman":
+        ix = np.argsort(np.argsort(x, axis=1), axis=1)
+        iy = np.argsort(np.argsort(y, axis=1), axis=1)
+    for s in range(0, n_sim, step):
+        m = min(step, n_sim - s)
+        idx = rng.integers(0, n, size=(m, n_boot, n))
+        if method == "spearman":  # same numbers as _stat's rankdata, by counting
+            boots = _pearson_rows(_resample_ranks(ix[s:s + m], idx), _resample_ranks(iy[s:s + m], idx))
+        else:
+            rows = np.arange(s, s + m)[:, None, None]
+            boots = _stat(x[rows, idx], y[rows, idx], None, method)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+            lo[s:s + m], hi[s:s + m] = np.nanquantile(boots, q, axis=1)
+    return dict(r=r, ci_low=lo, ci_high=hi, p=p)
+
+
+# --------------------------------------------------------------------------- dependent correlations
+
+def steiger_z(r1, r2, r12, n):
+    """Steiger's (1980) z-test of two dependent correlations sharing a variable.
+
+    For :math:`r_1 = r(x, y_1)`, :math:`r_2 = r(x, y_2)` and :math:`r_{12} = r(y_1, y_2)`
+    on the same ``n`` cases (Steiger 1980, eq. 14, pooled :math:`\\bar r`):
+
+    .. math::
+        \\bar r = \\tfrac12 (r_1 + r_2),\\quad
+        \\psi = r_{12}(1 - 2\\bar r^2) - \\tfrac12 \\bar r^2 (1 - 2\\bar r^2 - r_{12}^2),\\quad
+        c = \\psi / (1 - \\bar r^2)^2,
+
+    .. math:: Z = \\frac{(\\operatorname{atanh} r_1 - \\operatorname{atanh} r_2)\\sqrt{n - 3}}{\\sqrt{2 - 2c}},
+              \\qquad p = 2\\,\\Phi(-|Z|).
+
+    Vectorised over array arguments.
+
+    Returns
+    -------
+    z, p : float or ndarray
+    """
+    r1, r2, r12 = (np.clip(np.asarray(v, dtype=np.float64), -1 + 1e-15, 1 - 1e-15) for v in (r1, r2, r12))
+    n = np.asarray(n, dtype=np.float64)
+    if np.any(n < 4):
+        raise ValueError(f"Steiger's test needs n >= 4 cases, got {n}.")
+    rb = 0.5 * (r1 + r2)
+    psi = r12 * (1 - 2 * rb ** 2) - 0.5 * rb ** 2 * (1 - 2 * rb ** 2 - r12 ** 2)
+    c = psi / (1 - rb ** 2) ** 2
+    z = (np.arctanh(r1) - np.arctanh(r2)) * np.sqrt(n - 3) / np.sqrt(np.maximum(2 - 2 * c, 1e-300))
+    p = 2 * _sstats.norm.sf(np.abs(z))
+    if z.ndim == 0:
+        return float(z), float(p)
+    return z, p
+
+
+def compare_dependent(x, y1, y2, method="pearson", absolute=True, n_boot=2000, seed=0, ci=0.95):
+    """Difference of two dependent correlations, :math:`r(x, y_1) - r(x, y_2)`.
+
+    Used to ask whether ``y1`` (say, local LID) predicts ``x`` (say, accuracy) more
+    strongly than ``y2`` (say, participation ratio) on the same cases.
+
+    - ``diff``: :math:`|r_1| - |r_2|` (``absolute=True``: strength regardless of
+      sign) or :math:`r_1 - r_2`;
+    - ``ci_low``, ``ci_high``: paired percentile bootstrap: the ``n`` cases
+      (x, y1, y2 together) are resampled ``n_boot`` times and ``diff`` is recomputed
+      (re-ranked for Spearman);
+    - ``z``, ``p``: :func:`steiger_z` on :math:`(r_1, r_2, r_{12})`. With
+      ``absolute=True`` it tests :math:`|r_1|` vs :math:`|r_2|` by first flipping the
+      sign of ``y1`` / ``y2`` where its correlation with ``x`` is negative (which
+      flips :math:`r_{12}` accordingly). For Spearman the ranks enter the formula
+      (an approximation; the bootstrap CI needs none).
+
+    Parameters
+    ----------
+    x, y1, y2 : array-like (n,)
+    method : {"pearson", "spearman"}
+    absolute : bool
+    n_boot : int
+    seed : int
+    ci : float
+
+    Returns
+    -------
+    dict
+        ``diff, ci_low, ci_high, z, p, r1, r2, r12, n, method, absolute, n_boot``.
+    """
+    x, y1 = _check_common(x, y1, method, n_boot, 0, ci, min_n=4)
+    y2 = _check_vector(y2, "y2", n=x.shape[0])
+    if np.ptp(y2) == 0:
+        raise ValueError("y2 is constant; its correlation with anything is undefined.")
+    n = x.shape[0]
+    V = np.stack([x, y1, y2])
+    r1, r2, r12 = (float(_stat(V[a], V[b], None, method)) for a, b in ((0, 1), (0, 2), (1, 2)))
+
+    def diff(a, b):
+        return np.abs(a) - np.abs(b) if absolute else a - b
+
+    d = float(diff(r1, r2))
+    if absolute:
+        s1, s2 = np.sign(r1) or 1.0, np.sign(r2) or 1.0
+        z, p = steiger_z(s1 * r1, s2 * r2, s1 * s2 * r12, n)
+    else:
+        z, p = steiger_z(r1, r2, r12, n)
+    lo = hi = np.nan
+    n_valid = 0
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        step = max(1, _CHUNK_ELEMS // (3 * n))
+        boots = []
+        for start in range(0, n_boot, step):
+            idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+            Vb = V[:, idx]  # (3, b, n)
+            boots.append(diff(_stat(Vb[0], Vb[1], None, method), _stat(Vb[0], Vb[2], None, method)))
+        boots = np.concatenate(boots)
+        boots = boots[np.isfinite(boots)]
+        n_valid = int(boots.size)
+        if n_valid:
+            lo, hi = np.quantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return {"diff": d, "ci_low": float(lo), "ci_high": float(hi), "z": z, "p": p,
+            "r1": r1, "r2": r2, "r12": r12, "n": int(n), "method": method,
+            "absolute": bool(absolute), "n_boot": int(n_boot), "n_boot_valid": n_valid, "ci": float(ci)}
+
+
+def c4_rule(local_rec, global_recs, comparisons=None, expected_sign=-1):
+    """Claim-level verdict of C4 ("local ID predicts; global dimension does not").
+
+    "Predicts" is two-sided: a record predicts when its CI excludes 0, either sign
+    (:func:`excludes`). A global measure that predicts counts *against* C4 unless it
+    predicts significantly less strongly than the local one: the CI of
+    :math:`|r_{local}| - |r_{global}|` from :func:`compare_dependent` lies above 0.
+
+    - ``"opposite"``: the local record predicts with the sign opposite to
+      ``expected_sign``;
+    - ``"replicated"``: the local record predicts with ``expected_sign`` and every
+      global record either does not predict or predicts significantly less;
+    - ``"not replicated"``: some global record predicts and is not significantly
+      weaker (no comparison given counts as not weaker) — whether or not the local
+      one predicts;
+    - ``"inconclusive"``: neither the local nor any global record predicts.
+
+    Parameters
+    ----------
+    local_rec : dict
+        Correlation record (``ci_low``, ``ci_high``; ``r``) of the local measure.
+    global_recs : sequence of dict
+        Records of the global measures (an ``analysis`` label names them in the reason).
+    comparisons : sequence of dict or dict, optional
+        :func:`compare_dependent` results of local vs each global measure with
+        ``absolute=True`` (``diff = |r_local| - |r_global|``), either aligned with
+        ``global_recs`` or keyed by their ``analysis`` label.
+    expected_sign : {-1, +1}
+
+    Returns
+    -------
+    (verdict, reason) : (str, str)
+    """
+    s = _check_sign(expected_sign)
+    global_recs = list(global_recs)
+    if isinstance(comparisons, dict):
+        comps = [comparisons.get(g.get("analysis")) for g in global_recs]
+    elif comparisons is None:
+        comps = [None] * len(global_recs)
+    else:
+        comps = list(comparisons)
+        if len(comps) != len(global_recs):
+            raise ValueError(f"comparisons has {len(comps)} entries for {len(global_recs)} global records; "
+                             "align them or pass a dict keyed by the records' 'analysis' label.")
+    lo, hi = _ci_bounds(local_rec)
+    local_predicts = excludes(local_rec, 0.0)
+    local_sign = 1 if lo > 0 else -1
+    against, weaker = [], []
+    for i, (g, c) in enumerate(zip(global_recs, comps)):
+        if not excludes(g, 0.0):
+            continue
+        name = g.get("analysis", f"global #{i}")
+        if local_predicts and local_sign == s and c is not None and float(c["ci_low"]) > 0:
+            weaker.append(name)
+        else:
+            against.append(f"{name} (r = {float(g.get('r', np.nan)):+.2f})")
+    if local_predicts and local_sign != s:
+        return VERDICTS[2], (f"the local measure predicts with the opposite sign "
+                             f"(CI [{lo:+.2f}, {hi:+.2f}] excludes 0)")
+    if against:
+        return VERDICTS[1], ("global measure(s) predict as well: " + ", ".join(against)
+                             + " — their CI excludes 0 and they are not significantly weaker than the local one")
+    if local_predicts:
+        why = (f"; {', '.join(weaker)} predict(s) but significantly less (CI of |r_local| - |r_global| > 0)"
+               if weaker else "")
+        return VERDICTS[0], (f"the local measure predicts (CI [{lo:+.2f}, {hi:+.2f}] excludes 0) and "
+                             f"no global measure predicts as well{why}")
+    return VERDICTS[3], f"neither the local measure (CI [{lo:+.2f}, {hi:+.2f}]) nor any global measure predicts"
 
 
 def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None, **kwargs):
@@ -353,4 +731,5 @@ def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None
     return out
 
 
-__all__ = ["corr", "partial_corr", "verdict", "corr_table"]
+__all__ = ["corr", "partial_corr", "corr_batch", "verdict", "verdict_batch", "excludes", "holm",
+           "steiger_z", "compare_dependent", "c4_rule", "corr_table", "VERDICTS", "METHODS"]

@@ -3,7 +3,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lidutils.stats import corr, corr_table, partial_corr, verdict
+from lidutils.stats import (
+    VERDICTS, c4_rule, compare_dependent, corr, corr_batch, corr_table, excludes, holm, partial_corr,
+    steiger_z, verdict, verdict_batch,
+)
 
 KEYS = {"r", "ci_low", "ci_high", "p", "n", "method", "n_boot", "n_perm"}
 
@@ -141,16 +144,16 @@ def test_partial_corr_bad_input():
     ({"r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "p": 0.001}, -1, "opposite"),
     ({"r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "p": 0.001}, 1, "replicated"),
     ({"r": -0.4, "ci_low": -0.7, "ci_high": 0.1, "p": 0.04}, -1, "inconclusive"),
-    ({"r": -0.6, "ci_low": -0.8, "ci_high": -0.3, "p": 0.2}, -1, "inconclusive"),
+    ({"r": -0.6, "ci_low": -0.8, "ci_high": -0.3, "p": 0.2}, -1, "replicated"),  # the CI decides
     ({"r": -0.6, "ci_low": float("nan"), "ci_high": float("nan"), "p": 0.001}, -1, "inconclusive"),
 ])
 def test_verdict_logic(res, sign, expected):
     assert verdict(res, expected_sign=sign) == expected
 
 
-def test_verdict_alpha_none_and_errors():
+def test_verdict_uninformative_and_errors():
     res = {"r": -0.6, "ci_low": -0.8, "ci_high": -0.3, "p": 0.2}
-    assert verdict(res, -1, alpha=None) == "replicated"
+    assert verdict(res, -1, informative=False) == "uninformative"
     with pytest.raises(ValueError, match="expected_sign"):
         verdict(res, expected_sign=0)
     with pytest.raises(ValueError, match="lacks"):
@@ -168,3 +171,169 @@ def test_corr_table():
     assert t.loc["align", "r"] == pytest.approx(stats.spearmanr(x, y)[0])
     with pytest.raises(ValueError, match="not in the DataFrame"):
         corr_table(df, "lid", ["acc"])
+
+
+# --------------------------------------------------------------------------- oracles: scipy
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_corr_against_scipy_bootstrap_and_permutation_test(method):
+    x, y = _pair(30, 0.4, seed=11)
+
+    def stat(a, b, axis=-1):
+        if method == "spearman":
+            a, b = stats.rankdata(a, axis=axis), stats.rankdata(b, axis=axis)
+        a = a - a.mean(axis, keepdims=True)
+        b = b - b.mean(axis, keepdims=True)
+        return (a * b).sum(axis) / np.sqrt((a * a).sum(axis) * (b * b).sum(axis))
+
+    res = corr(x, y, method=method, n_boot=4000, n_perm=20000, seed=3)
+    boot = stats.bootstrap((x, y), stat, paired=True, vectorized=True, n_resamples=4000,
+                           method="percentile", random_state=np.random.default_rng(5))
+    # percentile bounds from 4000 resamples: Monte-Carlo s.e. of a 2.5 % quantile ~0.01 here
+    assert res["ci_low"] == pytest.approx(boot.confidence_interval.low, abs=0.04)
+    assert res["ci_high"] == pytest.approx(boot.confidence_interval.high, abs=0.04)
+    # same two-sided |r| definition: scipy's 'two-sided' doubles the smaller tail, so use |r|
+    perm = stats.permutation_test((x, y), lambda a, b, axis=-1: np.abs(stat(a, b, axis)),
+                                  permutation_type="pairings", vectorized=True, n_resamples=20000,
+                                  alternative="greater", random_state=np.random.default_rng(6))
+    # s.e. of a p ~0.03 from 20000 permutations: ~0.0012 each
+    assert res["p"] == pytest.approx(perm.pvalue, abs=0.006)
+
+
+# --------------------------------------------------------------------------- verdicts, CI flags
+
+
+def test_verdict_names_and_batch_form():
+    assert VERDICTS == ("replicated", "not replicated", "opposite", "inconclusive", "uninformative")
+    lo = np.array([-0.8, 0.2, -0.3, np.nan])
+    hi = np.array([-0.1, 0.6, 0.2, np.nan])
+    assert list(verdict_batch(lo, hi, -1)) == ["replicated", "opposite", "inconclusive", "inconclusive"]
+    assert list(verdict_batch(lo, hi, 1)) == ["opposite", "replicated", "inconclusive", "inconclusive"]
+    for a, b in zip(lo, hi):  # the scalar rule is the batched rule
+        assert verdict({"ci_low": a, "ci_high": b}, -1) == verdict_batch(a, b, -1)
+
+
+def test_verdict_agrees_with_ci_on_real_results():
+    rng = np.random.default_rng(12)
+    for i in range(30):
+        x, y = _pair(12, rng.uniform(-0.9, 0.9), seed=100 + i)
+        res = corr(x, y, n_boot=300, n_perm=200, seed=i)
+        v = verdict(res, -1)
+        assert (v == "inconclusive") == (not excludes(res, 0.0))
+        if v != "inconclusive":
+            assert (v == "replicated") == (res["ci_high"] < 0)
+
+
+def test_excludes():
+    res = {"r": -0.5, "ci_low": -0.7, "ci_high": -0.2}
+    assert excludes(res, 0.0) and excludes(res, -0.916) and not excludes(res, -0.6)
+    assert excludes(res, None) is None
+    assert excludes({"ci_low": np.nan, "ci_high": np.nan}, 0.0) is False
+
+
+def test_holm_known_example_and_hand_computation():
+    # sorted: .005*4=.02, .01*3=.03, .03*2=.06, .04*1=.04 -> running max .06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 0.2, 9)
+    order = np.argsort(p)
+    hand = np.empty(9)
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (9 - i) * p[j]))
+        hand[j] = running
+    np.testing.assert_allclose(holm(p), hand)
+    out = holm([0.01, np.nan, 0.02])  # NaN ignored, m = 2
+    np.testing.assert_allclose(out[[0, 2]], [0.02, 0.02])
+    assert np.isnan(out[1])
+    with pytest.raises(ValueError, match="p-values"):
+        holm([0.5, 1.5])
+
+
+def test_corr_batch_matches_corr_statistics():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, 15))
+    y = -0.5 * x + rng.standard_normal((20, 15))
+    for method in ("pearson", "spearman"):
+        b = corr_batch(x, y, method=method, n_boot=2000, n_perm=0, seed=1)
+        for i in range(0, 20, 5):
+            one = corr(x[i], y[i], method=method, n_boot=2000, n_perm=0, seed=2)
+            assert b["r"][i] == pytest.approx(one["r"], abs=1e-12)
+            assert b["p"][i] == pytest.approx(one["p"], abs=1e-10)
+            assert b["ci_low"][i] == pytest.approx(one["ci_low"], abs=0.06)  # different draws
+            assert b["ci_high"][i] == pytest.approx(one["ci_high"], abs=0.06)
+
+
+# --------------------------------------------------------------------------- dependent correlations
+
+
+def _three(n, r1, r2, r12, seed):
+    C = np.array([[1, r1, r2], [r1, 1, r12], [r2, r12, 1.0]])
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(3), C, size=n).T
+
+
+def test_steiger_z_hand_value_and_null_calibration():
+    # hand computation: r1=.5, r2=.3, r12=.4, n=100 -> rbar=.4, psi=.4*.68-.5*.16*(.68-.16)=.2304,
+    # c=.2304/.84^2=.326531, z=.239786*sqrt(97)/sqrt(1.346939)=2.0349
+    z, p = steiger_z(0.5, 0.3, 0.4, 100)
+    expected = (np.arctanh(0.5) - np.arctanh(0.3)) * np.sqrt(97) / np.sqrt(2 - 2 * 0.2304 / 0.84 ** 2)
+    assert z == pytest.approx(expected, rel=1e-12) and z == pytest.approx(2.0349, abs=1e-4)
+    assert p == pytest.approx(2 * stats.norm.sf(expected), rel=1e-12)
+    # under H0 (equal population correlations) the test rejects ~5 % of the time
+    n, m = 60, 2000
+    C = np.array([[1, 0.5, 0.5], [0.5, 1, 0.3], [0.5, 0.3, 1.0]])
+    V = np.random.default_rng(1).multivariate_normal(np.zeros(3), C, size=(m, n))  # (m, n, 3)
+    R = np.array([np.corrcoef(v.T) for v in V])
+    _, pv = steiger_z(R[:, 0, 1], R[:, 0, 2], R[:, 1, 2], n)
+    assert 0.03 < (pv < 0.05).mean() < 0.07
+
+
+def test_compare_dependent_detects_a_stronger_predictor():
+    x, y1, y2 = _three(80, -0.7, -0.1, 0.1, seed=2)
+    res = compare_dependent(x, y1, y2, n_boot=1000)
+    assert res["diff"] == pytest.approx(abs(res["r1"]) - abs(res["r2"]))
+    assert res["ci_low"] > 0 and res["p"] < 0.01
+    # equal strength, opposite sign: |r| difference ~0, r difference large
+    x, y1, y2 = _three(80, -0.5, 0.5, -0.2, seed=3)
+    a = compare_dependent(x, y1, y2, n_boot=1000)
+    assert a["ci_low"] < 0 < a["ci_high"] and a["p"] > 0.05
+    s = compare_dependent(x, y1, y2, absolute=False, n_boot=1000)
+    assert s["ci_high"] < 0 and s["p"] < 0.01
+    assert compare_dependent(x, y1, y2, method="spearman", n_boot=200)["r1"] == pytest.approx(
+        stats.spearmanr(x, y1)[0], abs=1e-12)
+
+
+# --------------------------------------------------------------------------- C4 rule
+
+
+def _rec(label, lo, hi):
+    return {"analysis": label, "r": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
+
+
+def test_c4_local_predicts_global_does_not():
+    v, why = c4_rule(_rec("lid k=10", -0.8, -0.4), [_rec("PR", -0.3, 0.2), _rec("TwoNN big-K", -0.1, 0.4)])
+    assert v == "replicated" and "local" in why
+
+
+def test_c4_both_predict_equally():
+    loc, glob = _rec("lid", -0.8, -0.4), _rec("PR", -0.8, -0.4)
+    comp = {"diff": 0.0, "ci_low": -0.2, "ci_high": 0.2}
+    v, why = c4_rule(loc, [glob], {"PR": comp})
+    assert v == "not replicated" and "PR" in why
+    assert c4_rule(loc, [glob])[0] == "not replicated"  # no comparison: not shown weaker
+
+
+def test_c4_global_opposite_sign_counts_against():
+    v, why = c4_rule(_rec("lid", -0.8, -0.4), [_rec("PR", 0.3, 0.7)])
+    assert v == "not replicated" and "PR" in why
+
+
+def test_c4_global_significantly_weaker_and_other_cases():
+    loc, glob = _rec("lid", -0.9, -0.6), _rec("PR", -0.5, -0.1)
+    assert c4_rule(loc, [glob], [{"ci_low": 0.1, "ci_high": 0.5}])[0] == "replicated"
+    assert c4_rule(_rec("lid", 0.2, 0.6), [_rec("PR", -0.2, 0.2)])[0] == "opposite"
+    assert c4_rule(_rec("lid", -0.5, 0.1), [_rec("PR", -0.2, 0.2)])[0] == "inconclusive"
+    assert c4_rule(_rec("lid", -0.5, 0.1), [glob])[0] == "not replicated"
+    with pytest.raises(ValueError, match="comparisons"):
+        c4_rule(loc, [glob], [None, None])
