@@ -1,13 +1,12 @@
-"""Synthetic worlds with a known answer (lidutils.simulate) and decision-rule power (lidutils.power)."""
+"""Synthetic worlds with a known answer (lidutils.simulate)."""
 import numpy as np
 import pytest
 import torch
 
 from lidutils.global_dim import participation_ratio
 from lidutils.lid import lid_mle
-from lidutils.power import _resample_ranks, decide, decision_agreement, power, power_at
 from lidutils.simulate import World, claim_analysis, generalization_score, make_world
-from lidutils.stats import _rank_rows, corr, verdict
+from lidutils.stats import corr
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,44 +117,4 @@ def test_global_only_and_local_only_worlds():
     assert _cv(lid_l) > 0.1 and _cv(pr_l) < 0.01
     assert np.ptp(loc.truth["spectrum"]) > 0  # PR held fixed by solving the spectrum
 
-
-# ----------------------------------------------------------------------------- power
-def test_fast_resampled_ranks_match_rankdata():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 11))
-    idx = rng.integers(0, 11, (4, 6, 11))
-    ranks = np.argsort(np.argsort(x, 1), 1)
-    expected = _rank_rows(np.take_along_axis(np.broadcast_to(x[:, None], idx.shape), idx, 2))
-    np.testing.assert_allclose(_resample_ranks(ranks, idx), expected)
-
-
-def test_decide_matches_stats_verdict_on_a_batch():
-    out = decision_agreement(n_models=10, r_true=-0.7, n_datasets=40, seed=1)
-    assert out["agreement"] >= 0.85, out
-    # clear-cut datasets agree exactly
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, 30))
-    y = np.stack([-x[0] + 0.1 * rng.standard_normal(30), x[1], rng.standard_normal(30)])
-    d = decide(x, y, n_boot=500, n_perm=2000)
-    exact = [verdict(corr(a, b, method="spearman")) for a, b in zip(x, y)]
-    assert list(d["verdict"]) == exact == ["replicated", "opposite", "inconclusive"]
-
-
-def test_power_increases_with_n_and_controls_false_positives():
-    p = [power(-0.84, n, n_sim=300)["power"] for n in (5, 8, 16)]
-    assert p[0] < p[1] < p[2]
-    assert p[2] > 0.9
-    assert power(-0.84, 4, n_sim=100)["power"] == 0  # min permutation p at n=4 is 2/24 > 0.05
-    null = power(0.0, 16, n_sim=1000)
-    assert null["power"] <= 0.05  # one-sided hits of a two-sided 5% rule: ~0.025 expected
-    assert null["opposite"] <= 0.05
-
-
-def test_power_at_text_and_validation():
-    out = power_at(8, -0.84, n_sim=200)
-    assert out["text"].startswith("n = 8 models: power ")
-    assert 0 < out["power"] < 1
-    with pytest.raises(ValueError, match="r_true"):
-        power(1.2, 8)
-    with pytest.raises(ValueError, match="n_models"):
-        power(-0.8, 2)
+# decision-rule power: tests/test_power.py
