@@ -145,28 +145,19 @@ def facet_scatter(df, x, y, col, hue=None, results=None, logx=False, col_wrap=3,
 
 def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4, ncols=2,
                   label_points=None):
-    """One :func:`scatter_fit` panel per analysis record (its subset of ``table``).
+    """One :func:`scatter_fit` panel per analysis record (the units it correlated).
 
-    Each record (from :func:`lidutils.report.correlate_sets`) names its ``x``, ``y``
-    and ``population``; the panel title carries the record's r, CI, p and n and its
-    verdict. ``table`` has one row per model (the record's population is looked up with
-    :func:`lidutils.population.analysis_sets`), or is a dict {population: DataFrame}
-    when a population's columns depend on the population (e.g. mean alignment with
-    its own partners); rows with finite x and y are drawn.
+    Each record (:func:`lidutils.claims.correlate`) names its ``x``, ``y`` and the
+    ``members`` (units) that entered; ``table`` is the unit table they come from, or a
+    dict {population: table} when columns depend on the population.
     """
-    from .population import analysis_sets
-
     tables = table if isinstance(table, dict) else None
-    sets = analysis_sets(table) if tables is None and "group" in table else {}
     recs = records[:max_panels]
     nrows = int(np.ceil(len(recs) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.3 * nrows), squeeze=False)
     for ax, rec in zip(axes.flat, recs):
-        if tables is not None:
-            sub = tables[rec["population"]].dropna(subset=[rec["x"], rec["y"]])
-        else:
-            members = sets.get(rec["population"], list(table.index))
-            sub = table.loc[[m for m in members if m in table.index]].dropna(subset=[rec["x"], rec["y"]])
+        t = tables[rec["population"]] if tables is not None else table
+        sub = t.loc[[m for m in rec.get("members", t.index) if m in t.index]].dropna(subset=[rec["x"], rec["y"]])
         h = hue if hue in sub and sub[hue].nunique() > 1 else None
         s = style if style in sub and sub[style].nunique() > 1 else None
         scatter_fit(sub, rec["x"], rec["y"], hue=h, style=s, result=rec, ax=ax, logx=logx,
@@ -175,3 +166,83 @@ def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------- book-wide style
+#: One colour per model family, the same in every figure of the book (Okabe–Ito and
+#: Tableau hues, colour-blind safe for the first eight). Keys are lower case; look a
+#: name up with :func:`family_color`, build a seaborn ``palette=`` with
+#: :func:`family_palette`.
+FAMILY_COLORS = {
+    # model zoo (Animal-MNIST)
+    "mlp": "#0072B2", "cnn": "#E69F00", "resnet": "#009E73", "mixer": "#CC79A7",
+    # offline ImageNet CNNs
+    "efficientnet": "#D55E00", "mobilenet": "#56B4E9",
+    # the paper's families
+    "convnext": "#8C564B", "resmlp": "#F0E442", "vit": "#7F3C8D", "mae-vit": "#7F3C8D",
+    "deit": "#9467BD", "swin": "#17BECF", "regnet": "#BCBD22",
+    # controls
+    "random": "#7F7F7F", "control": "#7F7F7F", "pixels": "#000000",
+}
+_FAMILY_ALIASES = {"mae": "mae-vit", "random-init": "random", "untrained": "random",
+                   "offline": "efficientnet"}
+#: Verdict colours of the claims page and any figure that shows a verdict.
+VERDICT_COLORS = {
+    "replicated": "#009E73", "not replicated": "#E69F00", "opposite": "#D55E00",
+    "inconclusive": "#8C8C8C", "uninformative": "#56B4E9", "not run": "#D9D9D9",
+}
+_EXTRA = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#BCBD22"]
+
+
+def family_color(name):
+    """The colour of a model family (or of a model name containing a family name).
+
+    ``"MLP"``, ``"mlp"`` and ``"zoo:mlp-w128-d2"`` all map to ``FAMILY_COLORS["mlp"]``;
+    the longest matching family name wins (``"resmlp"`` before ``"mlp"``). An unknown
+    name gets a fixed colour chosen from its text (stable across figures and runs).
+    """
+    s = str(name).lower()
+    if s in FAMILY_COLORS:
+        return FAMILY_COLORS[s]
+    if s in _FAMILY_ALIASES:
+        return FAMILY_COLORS[_FAMILY_ALIASES[s]]
+    hits = [f for f in FAMILY_COLORS if f in s] + [a for a in _FAMILY_ALIASES if a in s]
+    if hits:
+        best = max(hits, key=len)
+        return FAMILY_COLORS.get(best) or FAMILY_COLORS[_FAMILY_ALIASES[best]]
+    return _EXTRA[sum(s.encode()) % len(_EXTRA)]
+
+
+def family_palette(names):
+    """``{name: colour}`` for seaborn's ``palette=`` from family names (any iterable).
+
+    Example: ``sns.scatterplot(..., hue="family", palette=family_palette(df["family"]))``.
+    """
+    return {n: family_color(n) for n in dict.fromkeys(names)}
+
+
+#: Figure width that fills the book's content column at 100 dpi (about 720 px).
+BOOK_WIDTH = 7.2
+
+
+def book_style(font_scale=1.0):
+    """Set the matplotlib/seaborn style of every figure in the book (call once per notebook).
+
+    Figures default to :data:`BOOK_WIDTH` × 4.2 inches at 100 dpi (they fill the
+    content column of the rendered page without being scaled down), fonts at 11 pt
+    (titles 11.5, ticks and legends 10) times ``font_scale`` and the
+    :data:`FAMILY_COLORS` hues as the colour cycle. Returns the dict of rc values set.
+    """
+    from cycler import cycler
+
+    fs = 11 * font_scale
+    rc = {
+        "figure.figsize": (BOOK_WIDTH, 4.2), "figure.dpi": 100, "savefig.dpi": 100,
+        "font.size": fs, "axes.titlesize": fs * 1.05, "axes.labelsize": fs,
+        "xtick.labelsize": fs * 0.9, "ytick.labelsize": fs * 0.9,
+        "legend.fontsize": fs * 0.9, "legend.title_fontsize": fs * 0.9,
+        "figure.titlesize": fs * 1.1,
+        "axes.prop_cycle": cycler(color=list(dict.fromkeys(FAMILY_COLORS.values()))[:10]),
+    }
+    sns.set_theme(context="notebook", style="whitegrid", rc=rc)
+    return rc
