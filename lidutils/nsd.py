@@ -22,6 +22,7 @@ field maps ROI name -> ``(n_images, n_voxels)`` float32 array:
             mapping_prf-visualrois.npy              # dict {label: ROI name}, np.save'd
             mapping_floc-bodies.npy                 #   (load with allow_pickle=True)
             ...
+            lh.all-vertices_fsaverage_space.npy     # (163842,) bool: challenge vertices on fsaverage
 
   Row ``i`` of both fMRI arrays is the response to the ``i``-th image in
   lexicographic file-name order (the names are zero-padded, so this is also the
@@ -180,7 +181,14 @@ def load_algonauts2023(root=None, subject=1, rois=DEFAULT_ROIS, hemis=HEMIS, dty
         ``image_paths`` : list of Path, row order of ``fmri``;
         ``nsd_ids`` : int array, NSD 0-based image id parsed from ``train-NNNN_nsd-NNNNN.png``
         (-1 where the name does not follow that pattern);
-        ``subject``, ``hemis``, ``root``.
+        ``subject``, ``hemis``, ``root``;
+        ``noise_ceiling`` : dict ROI name -> per-vertex noise ceiling (R² units, same
+        column order as ``fmri``) when ``training_fmri/{lh,rh}_noise_ceiling.npy`` exist
+        (not part of the release: see :func:`ncsnr_to_noise_ceiling`), else None;
+        ``fsaverage_index`` : {hemi: fsaverage vertex of each challenge-space vertex}
+        from ``roi_masks/<hemi>.all-vertices_fsaverage_space.npy`` when present, else
+        None (``vertices[roi][hemi]`` indexes into it; fsaverage indices < 10 242 are
+        the fsaverage5 vertices).
 
     Raises
     ------
@@ -257,7 +265,21 @@ def load_algonauts2023(root=None, subject=1, rois=DEFAULT_ROIS, hemis=HEMIS, dty
                                                 fmri_h[h].shape[1])
         return label_cache[h, cls]
 
-    fmri, vertices, empty = {}, {}, []
+    fmri, vertices, empty, ceilings = {}, {}, [], {}
+    nc_h = {}  # optional per-vertex noise ceiling next to the betas (not in the challenge release)
+    for h in hemis:
+        path = sdir / "training_split" / "training_fmri" / f"{h}_noise_ceiling.npy"
+        if path.exists():
+            nc = _load_array(path, f"{h} noise ceiling")
+            if nc.shape != (fmri_h[h].shape[1],):
+                raise ValueError(f"{path} must hold one noise ceiling (R² units) per vertex, shape "
+                                 f"({fmri_h[h].shape[1]},), got {nc.shape}.")
+            nc_h[h] = nc
+    fs_index = {}
+    for h in hemis:
+        path = sdir / "roi_masks" / f"{h}.all-vertices_fsaverage_space.npy"
+        if path.exists():
+            fs_index[h] = _fsaverage_index(path, fmri_h[h].shape[1])
     for roi in rois:
         parts = ROI_GROUPS.get(roi, (roi,))
         idx = {}
@@ -275,13 +297,56 @@ def load_algonauts2023(root=None, subject=1, rois=DEFAULT_ROIS, hemis=HEMIS, dty
             continue
         vertices[roi] = idx
         fmri[roi] = np.concatenate([np.asarray(fmri_h[h][:, idx[h]], dtype=dtype) for h in hemis], axis=1)
+        if len(nc_h) == len(hemis):
+            ceilings[roi] = np.concatenate([np.asarray(nc_h[h][idx[h]], dtype=np.float64) for h in hemis])
     if empty:
         warnings.warn(f"ROI(s) {empty} have no vertex in subject {subject} ({'+'.join(hemis)}); "
                       "left out of the result.", stacklevel=2)
     if not fmri:
         raise ValueError(f"none of the ROIs {rois} has a vertex in subject {subject}.")
     return Bunch(fmri=fmri, roi_names=list(fmri), vertices=vertices, image_paths=image_paths,
-                 nsd_ids=nsd_ids, subject=int(subject), hemis=list(hemis), root=root)
+                 nsd_ids=nsd_ids, subject=int(subject), hemis=list(hemis), root=root,
+                 noise_ceiling=ceilings or None, fsaverage_index=fs_index or None)
+
+
+def _fsaverage_index(path, n_vertices):
+    """fsaverage vertex of each challenge-space vertex, from ``<hemi>.all-vertices_fsaverage_space.npy``."""
+    mask = np.asarray(_load_array(path, "fsaverage vertex mask"))
+    if mask.ndim != 1 or mask.dtype.kind not in "biuf":
+        raise ValueError(f"{path} must be a 1-D mask over the fsaverage vertices, got dtype {mask.dtype} "
+                         f"shape {mask.shape}; {_LAYOUT}.")
+    idx = np.flatnonzero(mask)
+    if idx.size != n_vertices:
+        raise ValueError(f"{path} marks {idx.size} fsaverage vertices but the training fMRI has "
+                         f"{n_vertices} columns: the mask must mark exactly the challenge-space vertices.")
+    return idx
+
+
+def ncsnr_to_noise_ceiling(ncsnr, n_repeats=3):
+    """NSD noise ceiling in R² units from the noise-ceiling SNR (Allen et al. 2022, Methods).
+
+    .. math:: NC = \\frac{\\mathrm{ncsnr}^2}{\\mathrm{ncsnr}^2 + 1/n}
+
+    is the share of the variance of responses averaged over ``n`` repeats that is
+    signal, i.e. the largest R² a model can reach on those averages (NSD reports it
+    in percent: ``100 * NC``). Save it per challenge vertex as
+    ``training_split/training_fmri/{lh,rh}_noise_ceiling.npy`` to have
+    :func:`load_algonauts2023` return it (``noise_ceiling``).
+
+    Parameters
+    ----------
+    ncsnr : array-like
+        NSD's ``ncsnr`` per vertex (>= 0).
+    n_repeats : int or array-like
+        Repeats averaged per image (3 for most NSD images).
+    """
+    ncsnr = np.asarray(ncsnr, dtype=np.float64)
+    if np.any(ncsnr < 0) or not np.all(np.isfinite(ncsnr)):
+        raise ValueError("ncsnr must be finite and >= 0 (NSD's noise-ceiling SNR, one value per vertex).")
+    n = np.asarray(n_repeats, dtype=np.float64)
+    if np.any(n < 1):
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats!r}.")
+    return ncsnr ** 2 / (ncsnr ** 2 + 1.0 / n)
 
 
 def _read_betas(path, key):

@@ -1,47 +1,28 @@
 """NSD loaders on a small synthetic replica of the Algonauts 2023 layout."""
 import numpy as np
 import pytest
-from PIL import Image
 
-from lidutils.nsd import load_algonauts2023, load_nsd_betas
+from lidutils.nsd import load_algonauts2023, load_nsd_betas, ncsnr_to_noise_ceiling
+from lidutils.standins import N_FSAVERAGE, N_FSAVERAGE5, ROI_MAPPINGS, make_nsd_layout
 
-MAPPINGS = {
-    "prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d", 3: "V2v", 4: "V2d", 5: "V3v", 6: "V3d", 7: "hV4"},
-    "floc-bodies": {0: "Unknown", 1: "EBA", 2: "FBA-1", 3: "FBA-2", 4: "mTL-bodies"},
-    "floc-faces": {0: "Unknown", 1: "OFA", 2: "FFA-1", 3: "FFA-2", 4: "mTL-faces", 5: "aTL-faces"},
-    "floc-places": {0: "Unknown", 1: "OPA", 2: "PPA", 3: "RSC"},
-    "floc-words": {0: "Unknown", 1: "OWFA", 2: "VWFA-1", 3: "VWFA-2", 4: "mfs-words", 5: "mTL-words"},
-    "streams": {0: "Unknown", 1: "early", 2: "midventral", 3: "midlateral", 4: "midparietal",
-                5: "ventral", 6: "lateral", 7: "parietal"},
-}
 N_VERT = {"lh": 120, "rh": 90}
 
 
 def make_replica(root, subject=1, n_images=6, seed=0):
-    """Write a tiny Algonauts-2023-layout subject; return the arrays written."""
-    rng = np.random.default_rng(seed)
+    """A tiny Algonauts-2023-layout folder from lidutils.standins; return the arrays as written on disk."""
+    w = make_nsd_layout(root, n_subjects=subject, n_images=n_images, seed=seed,
+                        n_vertices=(N_VERT["lh"], N_VERT["rh"]), image_size=8)
     s = root / f"subj{subject:02d}"
-    imgs = s / "training_split" / "training_images"
-    fm = s / "training_split" / "training_fmri"
-    rm = s / "roi_masks"
-    for d in (imgs, fm, rm):
-        d.mkdir(parents=True)
-    nsd = rng.choice(73000, n_images, replace=False)
-    # written in shuffled order: the loader must sort by name
-    for i in rng.permutation(n_images):
-        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-            imgs / f"train-{i + 1:04d}_nsd-{nsd[i]:05d}.png")
-    written = {"nsd": nsd, "fmri": {}, "labels": {}}
-    for h, nv in N_VERT.items():
-        Y = rng.standard_normal((n_images, nv)).astype(np.float32)
-        np.save(fm / f"{h}_training_fmri.npy", Y)
-        written["fmri"][h] = Y
-        for cls, mp in MAPPINGS.items():
-            lab = rng.integers(0, len(mp), nv)
-            np.save(rm / f"{h}.{cls}_challenge_space.npy", lab.astype(np.float32 if cls == "streams" else np.int32))
+    fm, rm = s / "training_split" / "training_fmri", s / "roi_masks"
+    written = {"nsd": w.nsd_ids[subject], "fmri": {}, "labels": {}, "standin": w}
+    for h in N_VERT:
+        written["fmri"][h] = np.load(fm / f"{h}_training_fmri.npy")
+        for cls in ROI_MAPPINGS:
+            path = rm / f"{h}.{cls}_challenge_space.npy"
+            lab = np.load(path)
+            if cls == "streams":  # float labels are accepted too
+                np.save(path, lab.astype(np.float32))
             written["labels"][h, cls] = lab
-    for cls, mp in MAPPINGS.items():
-        np.save(rm / f"mapping_{cls}.npy", mp)
     return written
 
 
@@ -199,3 +180,60 @@ def test_loader_output_feeds_encoding(tmp_path):
     assert list(enc.roi_table.roi) == b.roi_names
     assert list(enc.roi_table.n_voxels) == [b.fmri[r].shape[1] for r in b.roi_names]
     assert enc.r2.shape == (sum(b.fmri[r].shape[1] for r in b.roi_names),)
+
+
+def test_standin_layout_shape_fsaverage_and_shared_images(tmp_path):
+    w = make_nsd_layout(tmp_path, n_subjects=2, n_images=12, n_vertices=(900, 700), image_size=16)
+    assert (tmp_path / "STANDIN.json").exists()
+    b = load_algonauts2023(tmp_path, subject=2, rois=("V1", "FFA", "EBA"))
+    for h, nv in (("lh", 900), ("rh", 700)):
+        idx = b.fsaverage_index[h]
+        assert idx.shape == (nv,) and np.all(np.diff(idx) > 0) and idx.max() < N_FSAVERAGE
+        mask = np.load(tmp_path / "subj02" / "roi_masks" / f"{h}.all-vertices_fsaverage_space.npy")
+        assert mask.shape == (N_FSAVERAGE,) and mask.sum() == nv
+        # the fsaverage-space mask holds the challenge-space labels at the challenge vertices
+        full = np.load(tmp_path / "subj02" / "roi_masks" / f"{h}.floc-faces_fsaverage_space.npy")
+        chal = np.load(tmp_path / "subj02" / "roi_masks" / f"{h}.floc-faces_challenge_space.npy")
+        np.testing.assert_array_equal(full[idx], chal)
+        assert full[np.setdiff1d(np.arange(N_FSAVERAGE), idx)].max() == 0
+        # ROIs sit (partly) on fsaverage5 vertices, so they can be drawn on fsaverage5
+        assert np.any(idx[b.vertices["V1"][h]] < N_FSAVERAGE5)
+    np.testing.assert_allclose(b.noise_ceiling["FFA"], 0.45, rtol=1e-6)
+    np.testing.assert_allclose(b.noise_ceiling["V1"], 0.10, rtol=1e-6)
+    # shared NSD images are identical files for both subjects; the latents are a function of the id
+    shared = np.intersect1d(w.nsd_ids[1], w.nsd_ids[2])
+    assert len(shared) == 6
+    i1, i2 = (np.flatnonzero(w.nsd_ids[s] == shared[0])[0] for s in (1, 2))
+    p1 = sorted((tmp_path / "subj01/training_split/training_images").glob("*.png"))[i1]
+    p2 = sorted((tmp_path / "subj02/training_split/training_images").glob("*.png"))[i2]
+    assert p1.read_bytes() == p2.read_bytes()
+    np.testing.assert_array_equal(w.latents[1][i1], w.latents[2][i2])
+    with pytest.raises(ValueError, match="already holds"):
+        make_nsd_layout(tmp_path, n_subjects=1, n_images=12, n_vertices=(900, 700))
+    with pytest.raises(ValueError, match="unknown ROI"):
+        make_nsd_layout(tmp_path / "x", rois=("V9",))
+
+
+def test_standin_planted_signal_is_recovered_from_the_latents(tmp_path):
+    """Encoding from the true latent reaches the planted ceiling s (minus the OLS shrinkage)."""
+    from lidutils.encoding import encoding_alignment
+
+    w = make_nsd_layout(tmp_path, n_subjects=1, n_images=400, n_vertices=(300, 300), image_size=8,
+                        n_latent=4, rois=("V1", "hV4", "FFA"))
+    b = load_algonauts2023(tmp_path, rois=("V1", "hV4", "FFA"))
+    enc = encoding_alignment(w.latents[1], b.fmri, n_pcs=4, device="cpu",
+                             noise_ceiling=np.concatenate([b.noise_ceiling[r] for r in b.roi_names]))
+    t = enc.roi_table.set_index("roi")
+    n_train, p = 320, 4
+    for roi in ("V1", "hV4", "FFA"):
+        s = w.signal[roi]
+        got = t.loc[roi, "r2_mean"]
+        assert s - (1 - s) * p / (n_train - p - 1) - 0.03 < got < s + 0.02, (roi, got, s)
+    assert t["r2"].is_monotonic_increasing  # V1 < hV4 < FFA, as planted
+
+
+def test_ncsnr_to_noise_ceiling():
+    np.testing.assert_allclose(ncsnr_to_noise_ceiling([0.0, 1.0, 2.0]), [0.0, 0.75, 12 / 13])
+    np.testing.assert_allclose(ncsnr_to_noise_ceiling(1.0, n_repeats=1), 0.5)
+    with pytest.raises(ValueError, match="ncsnr"):
+        ncsnr_to_noise_ceiling([-1.0])
