@@ -22,17 +22,22 @@ _API = {
     "effective_rank": "global_dim",
     # alignment
     "mutual_knn": "alignment", "linear_cka": "alignment", "ridge_alignment": "alignment",
-    "rdm": "alignment", "rsa": "alignment", "alignment_matrix": "alignment",
-    "mutual_knn_neighbors": "alignment",
+    "alignment_matrix": "alignment", "mutual_knn_neighbors": "alignment",
+    # RSA
+    "rdm": "rsatools", "rsa": "rsatools", "rsa_many": "rsatools", "noise_ceiling": "rsatools",
+    "ranking_reliability": "rsatools", "partial_rsa": "rsatools", "pixel_rdm": "rsatools",
+    "gabor_rdm": "rsatools", "brain_test_informative": "rsatools",
     "ridge_cv_predict": "ridge", "ridge_predict": "ridge", "r2_columns": "ridge",
     "pca_fit_transform": "ridge",
     "encoding_alignment": "encoding", "split_half_noise_ceiling": "encoding",
     # statistics
     "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
-    "power_at": "power",
+    "corr_batch": "stats", "verdict_batch": "stats", "excludes": "stats", "holm": "stats",
+    "compare_dependent": "stats", "c4_rule": "stats",
+    "power_at": "power", "claim_power": "power", "paper_r": "paper",
     # data, models, features
     "load_algonauts92": "datasets", "load_rdm_dataset": "datasets",
-    "load_imagenet_sample": "datasets", "noise_ceiling": "datasets",
+    "load_imagenet_sample": "datasets",
     "load_algonauts2023": "nsd", "load_nsd_betas": "nsd",
     "load_model": "models", "model_table": "models", "extract": "features",
     # model zoo, synthetic worlds, sweeps

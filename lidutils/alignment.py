@@ -9,7 +9,8 @@ Metrics (rows of ``A`` and ``B`` are the same N stimuli, in the same order):
 - :func:`ridge_alignment` -- the paper's metric: cross-validated ridge R² between
   the top principal components of the two representations;
 - :func:`rdm` / :func:`rsa` -- representational dissimilarity matrices and their
-  rank correlation (Kriegeskorte et al. 2008);
+  rank correlation (Kriegeskorte et al. 2008); defined in :mod:`lidutils.rsatools`
+  and re-exported here;
 - :func:`alignment_matrix` -- all pairs of a dict of representations as a DataFrame.
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as _sstats
 
-from ._device import resolve_device, to_numpy, to_tensor
+from ._device import resolve_device, to_tensor
 from ._validation import as_2d_float, check_finite, check_k, check_paired, check_representation
 from .neighbors import knn
 from .ridge import DEFAULT_ALPHAS, pca_fit_transform, r2_columns, r2_weighted, ridge_cv_predict
+from .rsatools import RDM_METRICS, RSA_METHODS, rdm, rsa  # noqa: F401  (re-exported: lidutils.alignment.rdm/rsa)
 
 METRICS = ("mutual_knn", "cka", "ridge", "rsa")
 
@@ -300,98 +301,6 @@ def _ridge_result(ab, ba, return_directions):
     res = {"a_to_b": float(ab), "b_to_a": float(ba)}
     res["mean"] = 0.5 * (res["a_to_b"] + res["b_to_a"])
     return res if return_directions else res["mean"]
-
-
-# --------------------------------------------------------------------------- RSA
-
-RDM_METRICS = ("correlation", "euclidean", "cosine")
-RSA_METHODS = ("spearman", "pearson", "kendall")
-
-
-def rdm(X, metric="correlation", device="auto"):
-    """Representational dissimilarity matrix between the rows (stimuli) of ``X``.
-
-    - ``"correlation"``: :math:`d_{ij} = 1 - r(x_i, x_j)` (Pearson r across features);
-    - ``"cosine"``: :math:`d_{ij} = 1 - x_i^\\top x_j / (\\lVert x_i\\rVert \\lVert x_j\\rVert)`;
-    - ``"euclidean"``: :math:`d_{ij} = \\lVert x_i - x_j \\rVert`.
-
-    Same values as ``scipy.spatial.distance.squareform(pdist(X, metric))``; the
-    result is exactly symmetric with a zero diagonal.
-
-    Returns
-    -------
-    ndarray (N, N), float64
-    """
-    if metric not in RDM_METRICS:
-        raise ValueError(f"metric must be one of {RDM_METRICS}, got {metric!r}.")
-    X = check_representation(X, "X", min_samples=2, duplicates="ignore")
-    dev = resolve_device(device)
-    T = to_tensor(X, dev, torch.float64)
-    if metric == "euclidean":
-        T = T - T.mean(0, keepdim=True)
-        sq = (T * T).sum(1)
-        D = (sq[:, None] + sq[None, :] - 2.0 * T @ T.T).clamp_min_(0).sqrt_()
-    else:
-        if metric == "correlation":
-            if X.shape[1] < 2:
-                raise ValueError("metric='correlation' needs at least 2 features per row.")
-            T = T - T.mean(1, keepdim=True)
-        norms = torch.linalg.norm(T, dim=1)
-        if (norms == 0).any():
-            bad = torch.nonzero(norms == 0).flatten()[:5].tolist()
-            raise ValueError(
-                f"metric={metric!r} is undefined for rows that are "
-                f"{'constant' if metric == 'correlation' else 'all zero'} (first: {bad}); "
-                "remove them or use metric='euclidean'."
-            )
-        T = T / norms[:, None]
-        D = 1.0 - T @ T.T
-    D = to_numpy(0.5 * (D + D.T))
-    np.fill_diagonal(D, 0.0)
-    return D
-
-
-def _upper(R, name):
-    R = np.asarray(R, dtype=np.float64)
-    if R.ndim == 1:  # condensed form, as from scipy pdist
-        return R
-    if R.ndim != 2 or R.shape[0] != R.shape[1]:
-        raise ValueError(f"{name} must be a square (N, N) RDM or a condensed 1-D vector, got shape {R.shape}.")
-    iu = np.triu_indices(R.shape[0], k=1)
-    if not np.allclose(R, R.T, rtol=1e-7, atol=1e-10, equal_nan=True):
-        raise ValueError(f"{name} is not symmetric; an RDM must satisfy R[i, j] == R[j, i].")
-    return R[iu]
-
-
-def rsa(rdm_a, rdm_b, method="spearman"):
-    """Representational similarity analysis: correlation of two RDMs' upper triangles.
-
-    .. math:: \\mathrm{RSA} = \\rho\\big(\\{d^A_{ij}\\}_{i<j},\\ \\{d^B_{ij}\\}_{i<j}\\big)
-
-    with :math:`\\rho` Spearman (default), Pearson or Kendall (tau-b). The diagonal
-    is excluded. Accepts square symmetric (N, N) matrices or condensed vectors.
-
-    Returns
-    -------
-    float
-    """
-    if method not in RSA_METHODS:
-        raise ValueError(f"method must be one of {RSA_METHODS}, got {method!r}.")
-    a, b = _upper(rdm_a, "rdm_a"), _upper(rdm_b, "rdm_b")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"RDMs describe different numbers of stimuli ({a.size} vs {b.size} pairs); "
-            "both must be built from the same stimuli."
-        )
-    if a.size < 3:
-        raise ValueError(f"RSA needs at least 3 stimulus pairs (N >= 3), got {a.size}.")
-    for v, name in ((a, "rdm_a"), (b, "rdm_b")):
-        if not np.isfinite(v).all():
-            raise ValueError(f"{name} has NaN or inf off-diagonal entries; mask or impute them first.")
-        if np.ptp(v) == 0:
-            raise ValueError(f"{name} is constant off the diagonal; the correlation is undefined.")
-    fn = {"spearman": _sstats.spearmanr, "pearson": _sstats.pearsonr, "kendall": _sstats.kendalltau}[method]
-    return float(fn(a, b)[0])
 
 
 # --------------------------------------------------------------------------- all pairs

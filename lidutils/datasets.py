@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from .alignment import rsa
+from .rsatools import check_rdms as _check_rdms
+from .rsatools import noise_ceiling  # noqa: F401  (re-exported: lidutils.datasets.noise_ceiling)
 from .cache import default_cache_dir, file_sha256, hash_key, save_json
 
 __all__ = [
@@ -248,89 +249,6 @@ def _download(rel, digest, root, progress):
             f"mirror is configured: set the environment variable {DATA_ENV}=/path/to/mirror "
             f"(a folder holding {rel.split('/')[0]}/...) or pass data_dir=... to use a local copy."
         ) from err
-
-
-# --------------------------------------------------------------------------- RDMs
-def _check_rdms(rdms, name="rdms", atol=1e-8):
-    rdms = np.asarray(rdms, dtype=np.float64)
-    if rdms.ndim == 2:
-        rdms = rdms[None]
-    if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2]:
-        raise ValueError(f"{name} must have shape (n_subjects, N, N) of square matrices, got {rdms.shape}.")
-    if rdms.shape[1] < 3:
-        raise ValueError(f"{name} needs at least 3 conditions, got N={rdms.shape[1]}.")
-    if not np.isfinite(rdms).all():
-        bad = np.flatnonzero(~np.isfinite(rdms).all(axis=(1, 2)))
-        raise ValueError(f"{name} holds NaN or inf (subjects {bad.tolist()}); remove or impute them first.")
-    asym = np.abs(rdms - rdms.transpose(0, 2, 1)).max()
-    if asym > atol * max(1.0, np.abs(rdms).max()):
-        raise ValueError(f"{name} must be symmetric; max |R - R.T| = {asym:.3g}. Use (R + R.T) / 2 if intended.")
-    diag = np.abs(np.diagonal(rdms, axis1=1, axis2=2)).max()
-    if diag > atol:
-        raise ValueError(f"{name} must have a zero diagonal (dissimilarity of an image with itself); max |diag| = {diag:.3g}.")
-    return (rdms + rdms.transpose(0, 2, 1)) / 2
-
-
-def _upper(rdms):
-    iu = np.triu_indices(rdms.shape[1], k=1)
-    return rdms[:, iu[0], iu[1]]
-
-
-def noise_ceiling(rdms, method="spearman"):
-    r"""Leave-one-subject-out noise ceiling of a set of RDMs (Nili et al., 2014).
-
-    With :math:`v_s` the upper triangle of subject :math:`s`'s RDM and
-    :math:`\bar v` the mean over all :math:`S` subjects,
-
-    .. math::
-        \text{upper} = \frac1S \sum_s \rho(v_s, \bar v), \qquad
-        \text{lower} = \frac1S \sum_s \rho\bigl(v_s, \tfrac{1}{S-1}\textstyle\sum_{t\ne s} v_t\bigr),
-
-    where :math:`\rho` is Spearman's (default) or Pearson's correlation. The lower
-    bound is the leave-one-subject-out reliability: no model can be expected to
-    beat the upper bound, and a model reaching the lower bound explains the
-    RDMs as well as the other subjects do.
-
-    Parameters
-    ----------
-    rdms : array of shape (n_subjects, N, N)
-        Symmetric, zero-diagonal dissimilarity matrices, ``n_subjects >= 2``.
-    method : {"spearman", "pearson"}
-
-    Returns
-    -------
-    dict
-        ``lower``, ``upper`` (means), ``per_subject_lower``, ``per_subject_upper``
-        (arrays), ``lower_ci95`` and ``upper_ci95`` (t-interval over subjects),
-        ``n_subjects``, ``n_pairs`` (upper-triangle entries), ``method``.
-    """
-    from scipy import stats
-
-    rdms = _check_rdms(rdms)
-    S = rdms.shape[0]
-    if S < 2:
-        raise ValueError(f"noise_ceiling needs at least 2 subjects, got {S}.")
-    if method not in ("spearman", "pearson"):
-        raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}.")
-    V = _upper(rdms)
-    # Spearman: average the subjects' ranks (rsa re-ranks that average, as rsatoolbox does).
-    M = np.apply_along_axis(stats.rankdata, 1, V) if method == "spearman" else V
-    total = M.sum(axis=0)
-    upper = np.array([rsa(V[s], total / S, method) for s in range(S)])
-    lower = np.array([rsa(V[s], (total - M[s]) / (S - 1), method) for s in range(S)])
-
-    def ci(x):
-        if S < 2:
-            return (np.nan, np.nan)
-        h = stats.t.ppf(0.975, S - 1) * x.std(ddof=1) / np.sqrt(S)
-        return (float(x.mean() - h), float(x.mean() + h))
-
-    return {
-        "lower": float(lower.mean()), "upper": float(upper.mean()),
-        "per_subject_lower": lower, "per_subject_upper": upper,
-        "lower_ci95": ci(lower), "upper_ci95": ci(upper),
-        "n_subjects": S, "n_pairs": V.shape[1], "method": method,
-    }
 
 
 # --------------------------------------------------------------------------- images
