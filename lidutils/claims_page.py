@@ -129,7 +129,9 @@ def records_table(claims):
     cols += ["is_primary"] + list(RECORD_FIELDS)
     df = pd.DataFrame(rows, columns=cols)
     for f in ("r", "ci_low", "ci_high", "p", "p_holm", "power", "power_r", "paper_r", "claim_paper_r"):
-        df[f] = [_num(v) for v in df[f]]
+        df[f] = pd.Series([_num(v) for v in df[f]], index=df.index, dtype=float)
+    for f in ("is_primary", "beyond_paper", "dry_run"):
+        df[f] = df[f].astype(bool)
     return df
 
 
@@ -184,7 +186,7 @@ def forest_plot(records, ax=None, max_label=44):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    df = records[records["is_primary"]].copy()
+    df = records.loc[records["is_primary"]].copy()
     df = df.assign(_o=[_claim_order(c) for c in df["claim"]]).sort_values(["beyond_paper", "_o"],
                                                                           kind="stable")
     n = max(len(df), 1)
@@ -222,8 +224,9 @@ def forest_plot(records, ax=None, max_label=44):
         handles.append(Line2D([], [], marker="D", ls="", mfc="none", mec="black", label="paper's r"))
     if df["beyond_paper"].any():
         handles.append(Line2D([], [], ls="", label="† beyond the paper"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / n),
-              ncol=min(len(handles), 3), frameon=False, fontsize="small")
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / n),
+                  ncol=min(len(handles), 3), frameon=False, fontsize="small")
     if len(df) == 0:
         ax.text(0, 0, "no results files found", ha="center", va="center")
     fig.tight_layout()
@@ -320,8 +323,8 @@ def claims_html(records, link_base="../"):
            '<col style="width:28%"><col style="width:9%"><col style="width:27%"></colgroup>',
            '<thead><tr><th>claim</th><th>paper</th><th>this book: r [95 % CI]</th>'
            '<th class="num">n</th><th>verdict</th></tr></thead><tbody>']
-    prim = records[records["is_primary"]]
-    missing = records[~records["claim"].isin(prim["claim"])].drop_duplicates("claim")
+    prim = records.loc[records["is_primary"]]
+    missing = records.loc[~records["claim"].isin(prim["claim"])].drop_duplicates("claim")
     rows = pd.concat([prim, missing]) if len(missing) else prim
     rows = rows.assign(_o=[_claim_order(c) for c in rows["claim"]]).sort_values(
         ["beyond_paper", "_o"], kind="stable")
@@ -358,7 +361,7 @@ def analyses_html(records, link_base="../", summary=None):
     Columns: claim (linked), analysis (tooltip: description), population, n,
     r [95 % CI], p, Holm p (when any record has one), power at the paper's value, verdict.
     """
-    df = records[records["analysis"].notna()]
+    df = records.loc[records["analysis"].notna()]
     df = df.assign(_o=[_claim_order(c) for c in df["claim"]]).sort_values(
         ["beyond_paper", "_o"], kind="stable")
     holm = df["p_holm"].notna().any()

@@ -10,8 +10,16 @@ The committed notebooks carry no outputs. This script
    the executed copies into the staging folder and the results JSONs into
    ``--results`` (default ``results/``);
 3. executes ``book/claims.ipynb`` last (it reads those JSONs);
-4. runs ``jupyter-book build <staging> --path-output . -W`` so the site lands in
+4. tags the cells of the executed copies for the pages (:func:`tag_cells`: papermill's
+   injected cell removed, the parameters cell and long cells folded) and lists the
+   warnings still printed in them;
+5. runs ``jupyter-book build <staging> --path-output . -W`` so the site lands in
    ``_build/html``; a failing cell (papermill raises) or a warning (``-W``) fails it.
+
+The kernels start with :data:`KERNEL_STARTUP` (the figure style of
+:func:`lidutils.plotting.book_style`, warnings without machine paths). The notebooks
+are the chapters ``notebooks/*`` of ``_toc.yml``; ``make check-book`` then opens the
+site in headless Chromium (``scripts/check_book.py``).
 
 Caches (zoo checkpoints, features, per-model measurements) go to ``--cache-dir``
 (default ``data/cache``, gitignored), so a warm rebuild is fast. A notebook whose
@@ -38,8 +46,56 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["00_validation", "01_generalization", "02_model_model", "03_model_brain",
-             "04_scaling", "05_local_vs_global"]
+
+
+def toc_notebooks(toc=ROOT / "_toc.yml"):
+    """Names of the ``notebooks/*`` chapters of ``_toc.yml``, in the book's order."""
+    import yaml
+
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith("notebooks/"):
+                found.append(Path(f).with_suffix("").name if f.endswith(".ipynb") else Path(f).name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load(Path(toc).read_text()))
+    return list(dict.fromkeys(found))
+
+
+NOTEBOOKS = toc_notebooks()
+#: Code cells longer than this many lines are folded (tag ``hide-input``) in the pages.
+LONG_CELL_LINES = 25
+_SHOWN_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell", "remove-output"}
+
+#: Run by every kernel that executes a notebook of the book (an IPython startup file in
+#: a private IPYTHONDIR): the book's figure style, warnings printed as one sentence
+#: without the file path of the machine, library deprecation notices silenced.
+KERNEL_STARTUP = '''\
+# Written by scripts/build_book.py for the kernels that execute the book's notebooks.
+import warnings as _w
+
+
+def _one_line(message, category, filename, lineno, line=None):
+    return f"{category.__name__}: {message}\\n"
+
+
+_w.formatwarning = _one_line
+for _c in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+    _w.filterwarnings("ignore", category=_c, module=r"(?!lidutils)")
+_w.filterwarnings("ignore", message="IProgress not found")
+try:
+    from lidutils.plotting import book_style as _book_style
+    _book_style()
+except ImportError:
+    pass
+'''
 #: Notebooks that share no cache with the others (can run in parallel with them).
 INDEPENDENT = ("00_validation",)
 
@@ -53,7 +109,8 @@ def _value(text):
 
 
 def source_key(src, params):
-    """Content key of one execution: the notebook, its parameters and the lidutils sources.
+    """Content key of one execution: the notebook, its parameters, the kernels' start-up
+    code and the lidutils sources.
 
     Every analysis is deterministic given these (seeds are parameters; caches hold
     only functions of their own content keys), so an executed copy carrying the
@@ -62,6 +119,7 @@ def source_key(src, params):
     h = hashlib.sha256()
     h.update(Path(src).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(KERNEL_STARTUP.encode())
     for f in sorted((ROOT / "lidutils").rglob("*")):
         if f.is_file() and f.suffix in (".py", ".txt", ".json", ".csv"):
             h.update(str(f.relative_to(ROOT)).encode())
@@ -104,6 +162,52 @@ def execute(src, dst, params, kernel="python3", force=False):
     return time.perf_counter() - t0
 
 
+def tag_cells(nb, long_lines=LONG_CELL_LINES):
+    """Cell tags for the rendered page (in place; idempotent); returns ``nb``.
+
+    - papermill's ``injected-parameters`` cell: ``remove-cell`` (the values used are in
+      the results files' ``parameters``);
+    - the ``parameters`` cell: ``hide-input`` (folded, one click to open);
+    - code cells longer than ``long_lines`` lines: ``hide-input``.
+
+    Cells that already carry a remove-/hide- tag keep theirs.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags:
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+            continue
+        if _SHOWN_TAGS & set(tags):
+            continue
+        if "parameters" in tags or len(cell.source.splitlines()) > long_lines:
+            tags.append("hide-input")
+    return nb
+
+
+def warnings_in(nb):
+    """Warning lines printed in the outputs of an executed notebook (for the build log)."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            for line in str(text).splitlines():
+                if "Warning" in line.split(":")[0]:
+                    found.append(f"cell {i}: {line.strip()[:200]}")
+    return found
+
+
+def kernel_setup(stage):
+    """Point IPython at a private profile whose startup file is :data:`KERNEL_STARTUP`."""
+    ipdir = Path(stage) / ".ipython"
+    start = ipdir / "profile_default" / "startup"
+    start.mkdir(parents=True, exist_ok=True)
+    (start / "00-lidbook.py").write_text(KERNEL_STARTUP)
+    os.environ["IPYTHONDIR"] = str(ipdir)
+
+
 def _from_root(path):
     """``path`` relative to the repository root (the kernels' working directory) when it
     lies inside it, so the published pages show no machine-specific absolute paths."""
@@ -133,8 +237,10 @@ def main(argv=None):
     # Progress bars are noise in a static page (and tqdm.auto warns without ipywidgets).
     os.environ["TQDM_DISABLE"] = "1"
     os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found:Warning"
+    kernel_setup(stage)
     params = dict(out_dir=_from_root(args.results), cache_dir=_from_root(args.cache_dir),
-                  results_dir=_from_root(args.results))
+                  results_dir=_from_root(args.results),
+                  download_dir=_from_root(stage / "book" / "downloads"))
     params.update({k: _value(v) for k, v in args.p})
 
     # 1. sources
@@ -173,6 +279,16 @@ def main(argv=None):
     timings = {n: timings[n] for n in todo}
     timings["claims"] = execute(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
                                 params, force=True)
+    # Tags for the pages (also on copies executed by an earlier build), and the warnings
+    # left in them for whoever maintains the notebooks.
+    import nbformat
+
+    for f in [stage / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS] + [stage / "book" / "claims.ipynb"]:
+        if f.exists():
+            nb = tag_cells(nbformat.read(str(f), as_version=4))
+            nbformat.write(nb, str(f))
+            for w in warnings_in(nb):
+                print(f"[build_book] warning shown in {f.stem}: {w}", flush=True)
     # 4. render
     if not args.no_html:
         for name in NOTEBOOKS:  # pages not executed this time keep their last executed copy

@@ -245,7 +245,7 @@ def check_page(driver, page, shot=None, max_height=12000, width=1280):
             continue
         msg = entry.get("message", "")
         (found["notes"] if _is_offline_failure(msg) else found["js-error"]).append(msg[:300])
-    found["raw-math"] = [f"raw TeX in text: {t!r}" for t in res["rawMath"]]
+    found["raw-math"] = [f"raw TeX in text: \"{t}\"" for t in res["rawMath"]]
     found["overflow"] = res["overflow"]
     found["image"] = [f"image not loaded: {s}" for s in res["images"]]
     if shot is not None:  # full page, height capped

@@ -1,0 +1,323 @@
+"""The book's claims page (lidutils.claims_page), build_book's cell tags and the
+headless-browser checker (scripts/check_book.py), on small fixtures.
+
+The browser tests need Chromium and chromedriver (``make browser`` installs them). They
+are skipped where the browser is missing, except in CI (``CI`` set), where they fail.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+
+matplotlib.use("Agg")
+
+from lidutils import claims_page as cp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+check_book = _load_script("check_book")
+build_book = _load_script("build_book")
+
+
+# ------------------------------------------------------------------------------ fixtures
+def _old_record(label, r, lo, hi, n, verdict, population="zoo, final epoch"):
+    """A record as the pre-schema notebooks wrote it (report.analysis)."""
+    return dict(analysis=label, r=r, ci_low=lo, ci_high=hi, p=0.01, n=n, method="spearman",
+                x="lid", y="accuracy", population=population, expected_sign=-1, verdict=verdict,
+                power=0.7, power_r=-0.84, note="")
+
+
+def old_results(d):
+    """Results files in the format the notebooks write today (no section, paper_r, role, tier)."""
+    d.mkdir(parents=True, exist_ok=True)
+    files = {
+        "C1": dict(claim="C1", statement="Lower local ID goes with stronger model–model alignment.",
+                   paper_value="−0.84 … −0.92 (quoted range)", notebook="02_model_model",
+                   primary="zoo: lid vs mknn",
+                   verdict="replicated", parameters={"seed": 0}, extra={},
+                   analyses=[_old_record("zoo: lid vs mknn", -0.61, -0.8, -0.3, 32, "replicated"),
+                             _old_record("imagenet: lid vs mknn", -0.2, -0.9, 0.7, 4, "inconclusive",
+                                         "imagenet")]),
+        "C3": dict(claim="C3", statement="Lower local ID goes with better generalization.",
+                   paper_value="−0.84 … −0.92 (quoted range)", notebook="01_generalization",
+                   primary="zoo: lid vs accuracy", verdict="opposite", parameters={}, extra={},
+                   analyses=[_old_record("zoo: lid vs accuracy", 0.4, 0.1, 0.65, 32, "opposite")]),
+    }
+    for c, v in files.items():
+        (d / f"{c}.json").write_text(json.dumps(v))
+    return files
+
+
+def _new_record(label, r, lo, hi, n, verdict, role, population, paper_r=-0.916, **kw):
+    rec = dict(analysis=label, x="lid", y="accuracy", population=population, space="pca300", k=50,
+               estimator="mle", method="pearson", r=r, ci_low=lo, ci_high=hi, p=0.001,
+               p_holm=None if role == "primary" else 0.03, n=n, unit="models", members=["a", "b"],
+               role=role, paper_r=paper_r, excludes_zero=hi < 0 or lo > 0,
+               excludes_paper_value=None if paper_r is None else not lo <= paper_r <= hi,
+               power=0.93 if paper_r is not None else None, power_r=paper_r or -0.5,
+               power_at={"-0.3": 0.2, "-0.5": 0.5}, verdict=verdict, reason="", note="")
+    rec.update(kw)
+    return rec
+
+
+def new_results(d, tier="offline"):
+    """Results files in the schema of notes/SCHEMA.md, with C8 beyond the paper."""
+    d.mkdir(parents=True, exist_ok=True)
+    base = dict(paper_setting="ConvNeXt, ImageNet-1k top-1", tier=tier, dry_run=tier == "paper-dryrun",
+                parameters={"tier": tier})
+    files = {
+        "C3": dict(base, claim="C3", statement="Lower local ID goes with better generalization.",
+                   notebook="01_generalization", section="c3-primary", paper_value="Pearson r = −0.916",
+                   paper_r=-0.916, beyond_paper=False, primary="zoo: design cells",
+                   verdict="replicated", verdict_reason="The CI excludes 0 with the paper's sign.",
+                   analyses=[
+                       _new_record("zoo: design cells", -0.7, -0.85, -0.45, 24, "replicated", "primary",
+                                   "zoo-fmnist: design cells"),
+                       _new_record("imagenet: models", -0.5, -0.9, 0.2, 6, "inconclusive", "primary",
+                                   "imagenet"),
+                       _new_record("zoo: mom estimator", -0.6, -0.8, -0.3, 24, "replicated", "secondary",
+                                   "zoo-fmnist: design cells", estimator="mom"),
+                   ]),
+        "C8": dict(base, claim="C8", statement="Lowering LID by a penalty improves generalization.",
+                   notebook="06_intervention", section="c8-primary", paper_value="beyond the paper",
+                   paper_r=None, beyond_paper=True, primary="penalty vs accuracy",
+                   verdict="inconclusive", verdict_reason="The CI covers 0.",
+                   analyses=[_new_record("penalty vs accuracy", -0.1, -0.5, 0.3, 12, "inconclusive",
+                                         "primary", "zoo: penalty series", paper_r=None)]),
+    }
+    for c, v in files.items():
+        (d / f"{c}.json").write_text(json.dumps(v))
+    return files
+
+
+# --------------------------------------------------------------------- claims_page: data
+def test_records_table_old_schema(tmp_path):
+    old_results(tmp_path)
+    claims = cp.read_claims(tmp_path)
+    assert [c["claim"] for c in claims] == ["C1", "C3"]
+    rec = cp.records_table(claims)
+    assert len(rec) == 3
+    prim = rec[rec["is_primary"]]
+    assert list(prim["analysis"]) == ["zoo: lid vs mknn", "zoo: lid vs accuracy"]
+    # fields the old files lack are None/NaN, not errors
+    assert rec["section"].isna().all() and rec["paper_r"].isna().all()
+    assert not rec["beyond_paper"].any()
+
+
+def test_records_table_new_schema_roles_and_tiers(tmp_path):
+    new_results(tmp_path / "offline")
+    new_results(tmp_path / "dry", tier="paper-dryrun")
+    claims = cp.read_claims([tmp_path / "offline", tmp_path / "dry", tmp_path / "missing"])
+    assert [(c["claim"], c["tier"]) for c in claims] == [
+        ("C3", "offline"), ("C3", "paper-dryrun"), ("C8", "offline"), ("C8", "paper-dryrun")]
+    rec = cp.records_table(claims)
+    prim = rec[rec["is_primary"]]
+    # role decides: two primary populations for C3 per tier, secondaries excluded
+    assert (prim["claim"] == "C3").sum() == 4 and (prim["claim"] == "C8").sum() == 2
+    assert "zoo: mom estimator" not in set(prim["analysis"])
+    assert prim.loc[prim["claim"] == "C3", "paper_r"].eq(-0.916).all()
+    assert rec.loc[rec["tier"] == "paper-dryrun", "dry_run"].all()
+
+
+def test_read_claims_rejects_broken_file(tmp_path):
+    (tmp_path / "C1.json").write_text("{not json")
+    with pytest.raises(ValueError, match="C1.json"):
+        cp.read_claims(tmp_path)
+    (tmp_path / "C1.json").write_text(json.dumps({"x": 1}))
+    with pytest.raises(ValueError, match="no 'claim'"):
+        cp.read_claims(tmp_path)
+
+
+def test_forest_plot_rows_colours_and_paper_marks(tmp_path):
+    new_results(tmp_path)
+    old_results(tmp_path / "old")
+    rec = cp.records_table(cp.read_claims([tmp_path, tmp_path / "old"]))
+    fig = cp.forest_plot(rec)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # C1, C3 (old), C3 x2 (new), then C8 last, marked beyond the paper
+    assert len(labels) == 5 and labels[-1].startswith("C8 †")
+    assert labels[0].startswith("C1")
+    texts = [t.get_text() for t in ax.texts]
+    assert "n = 24, power 0.93" in texts and "n = 12" in texts
+    # paper diamonds only where a paper_r exists (the two new C3 rows)
+    diamonds = [ln for ln in ax.lines if ln.get_marker() == "D"]
+    assert len(diamonds) == 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"replicated", "inconclusive", "opposite", "paper's r", "† beyond the paper"} <= set(legend)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_forest_plot_without_results():
+    import matplotlib.pyplot as plt
+
+    fig = cp.forest_plot(cp.records_table([]))
+    assert "no results files found" in [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
+
+
+def test_claims_html_links_tooltips_and_fit(tmp_path):
+    new_results(tmp_path)
+    old_results(tmp_path / "old")
+    rec = cp.records_table(cp.read_claims([tmp_path, tmp_path / "old"]))
+    h = cp.claims_html(rec)
+    assert 'href="../notebooks/01_generalization.html#c3-primary"' in h
+    assert 'href="../notebooks/02_model_model.html"' in h  # old files: page without anchor
+    assert "table-layout:fixed" in h and "width:100%" in h
+    assert 'title="zoo: design cells — lid vs accuracy — method pearson, estimator mle, space pca300, k 50' in h
+    assert "C8 †" in h and "beyond the paper" in h
+    assert "−0.70 [−0.85, −0.45]" in h and "−0.84 … −0.92 (quoted range)" in h
+    full = cp.analyses_html(rec)
+    assert full.count("<tr>") == 1 + len(rec) and full.startswith(cp._CSS)
+    assert "<details>" in full and "overflow-x:auto" in full and "Holm p" in full
+
+
+def test_chapter_link():
+    assert cp.chapter_link("01_generalization", "c3-primary") == "../notebooks/01_generalization.html#c3-primary"
+    assert cp.chapter_link("notebooks/02_model_model.ipynb") == "../notebooks/02_model_model.html"
+    assert cp.chapter_link(None) is None
+
+
+def test_write_downloads_roundtrip(tmp_path):
+    import pandas as pd
+
+    files = new_results(tmp_path / "res")
+    claims = cp.read_claims(tmp_path / "res")
+    out = cp.write_downloads(claims, tmp_path / "dl")
+    bundle = json.loads(out["json"].read_text())
+    assert [c["claim"] for c in bundle["claims"]] == sorted(files)
+    csv = pd.read_csv(out["csv"])
+    assert len(csv) == 4 and {"claim", "analysis", "r", "ci_low", "verdict", "is_primary"} <= set(csv)
+    assert "members" not in csv  # list fields stay in the JSON
+
+
+# ------------------------------------------------------------------- build_book: tags
+def test_tag_cells_hides_parameters_and_long_cells():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("a = 2", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(40))),
+                nbformat.v4.new_code_cell("short = 1"),
+                nbformat.v4.new_code_cell("\n" * 40, metadata={"tags": ["remove-input"]})]
+    build_book.tag_cells(nb)
+    build_book.tag_cells(nb)  # idempotent
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert tags == [["parameters", "hide-input"], ["injected-parameters", "remove-cell"],
+                    ["hide-input"], [], ["remove-input"]]
+
+
+def test_warnings_in_lists_printed_warnings():
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell("x")
+    c.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                        text="UserWarning: 38 of 2000 bootstrap resamples were constant\n")]
+    nb.cells = [c]
+    assert build_book.warnings_in(nb) == ["cell 0: UserWarning: 38 of 2000 bootstrap resamples were constant"]
+
+
+def test_toc_notebooks_reads_the_toc():
+    names = build_book.toc_notebooks()
+    assert names[0] == "00_validation" and all((ROOT / "notebooks" / f"{n}.ipynb").exists() for n in names)
+
+
+# ------------------------------------------------------------- check_book: static checks
+def test_machine_path_patterns():
+    pats = check_book.machine_path_patterns(extra=["/srv/build/lid"])
+    bad = ["see /home/alice/lid/x.py", "/root/.cache/x", "in /tmp/abc/f.json",
+           "/usr/lib/python3/site-packages/lidutils/report.py:283", str(ROOT / "lidutils" / "x.py"),
+           "/srv/build/lid/results"]
+    ok = ["results/C1.json", "https://example.org/home/x", "lidutils/report.py:283", "a/b/c"]
+    assert all(check_book.find_machine_paths(t, pats) for t in bad)
+    assert not any(check_book.find_machine_paths(t, pats) for t in ok)
+
+
+def test_check_links(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.html").write_text('<h2 id="there">x</h2>')
+    page = tmp_path / "a.html"
+    page.write_text('<a href="sub/b.html#there">ok</a><a href="sub/b.html#nowhere">x</a>'
+                    '<a href="gone.html">x</a><img src="img.png"><a href="https://x.org/y">ext</a>'
+                    '<a href="#self">s</a><p id="self"></p>')
+    bad = check_book.check_links(tmp_path, page, {})
+    assert len(bad) == 3
+    assert any("nowhere" in b for b in bad) and any("gone.html" in b for b in bad)
+    assert any("img.png" in b for b in bad)
+
+
+# ------------------------------------------------------------ check_book: in a browser
+def _browser_or_skip():
+    try:
+        check_book.find_browser()
+        import selenium  # noqa: F401
+    except (RuntimeError, ImportError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser checks: {exc}")
+        pytest.skip(str(exc))
+
+
+_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
+<main><div class="bd-article-container" style="width:700px"><article>{body}</article></div></main>
+</body></html>"""
+
+
+def _site(tmp_path, body):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "index.html").write_text(_PAGE.format(body=body))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_browser_flags_overflow_raw_math_and_broken_things(tmp_path):
+    _browser_or_skip()
+    wide = "<table><tr>" + "".join(f"<td style='white-space:nowrap'>column {i} value</td>"
+                                   for i in range(40)) + "</tr></table>"
+    scrolled = f'<div style="overflow-x:auto">{wide}</div>'
+    body = (f"<h1>Fixture</h1><p>Raw inline math \\(r\\) and $$x$$.</p>{wide}{scrolled}"
+            "<pre>code keeps \\( \\) as typed</pre><img src='missing.png'>"
+            "<script>notDefinedAnywhere();</script>")
+    site = _site(tmp_path / "site", body)
+    rep = check_book.check_site(site, screenshots=tmp_path / "shots")["index.html"]
+    # the bare table (and so the page) overflows; the same table in a scroll box does not
+    assert rep["overflow"][0].startswith("table 4") and rep["overflow"][1].startswith("page")
+    assert len(rep["overflow"]) == 2
+    assert len(rep["raw-math"]) == 1 and "\\(r\\)" in rep["raw-math"][0]
+    assert rep["image"] and any("notDefinedAnywhere" in e for e in rep["js-error"])
+    assert (tmp_path / "shots" / "index.png").stat().st_size > 1000
+    assert check_book.main([str(site), "--screenshots", str(tmp_path / "shots")]) == 1
+
+
+@pytest.mark.slow
+def test_browser_passes_a_clean_page_and_the_claims_table(tmp_path):
+    _browser_or_skip()
+    new_results(tmp_path / "res")
+    old_results(tmp_path / "res" / "old")
+    rec = cp.records_table(cp.read_claims([tmp_path / "res", tmp_path / "res" / "old"]))
+    site = tmp_path / "site"
+    (site / "notebooks").mkdir(parents=True)
+    (site / "book").mkdir()
+    for nb, sec in [("01_generalization", "c3-primary"), ("02_model_model", "x"),
+                    ("06_intervention", "c8-primary")]:
+        (site / "notebooks" / f"{nb}.html").write_text(f'<h2 id="{sec}">x</h2>')
+    (site / "book" / "claims.html").write_text(
+        _PAGE.format(body="<p>Math that rendered: <span>r</span>.</p>"
+                          + cp.claims_html(rec) + cp.analyses_html(rec)))
+    rep = check_book.check_site(site, pages=["book/claims.html"])
+    assert check_book.failures(rep) == []
