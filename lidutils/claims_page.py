@@ -191,7 +191,7 @@ def forest_plot(records, ax=None, max_label=44):
                                                                           kind="stable")
     n = max(len(df), 1)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.2, 0.42 * n + 1.4))
+        fig, ax = plt.subplots(figsize=(5.4, 0.42 * n + 1.4))  # + labels and margin: ~ the column
     fig = ax.figure
     ys = np.arange(n)[::-1]
     used = []
