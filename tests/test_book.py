@@ -144,10 +144,16 @@ def test_read_claims_rejects_broken_file(tmp_path):
         cp.read_claims(tmp_path)
 
 
-def test_forest_plot_rows_colours_and_paper_marks(tmp_path):
+@pytest.fixture
+def mixed(tmp_path):
+    """Records of new-schema files (C3 with two primary populations, C8) and old ones (C1, C3)."""
     new_results(tmp_path)
     old_results(tmp_path / "old")
-    rec = cp.records_table(cp.read_claims([tmp_path, tmp_path / "old"]))
+    return cp.records_table(cp.read_claims([tmp_path, tmp_path / "old"]))
+
+
+def test_forest_plot_rows_colours_and_paper_marks(mixed):
+    rec = mixed
     fig = cp.forest_plot(rec)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -174,10 +180,8 @@ def test_forest_plot_without_results():
     plt.close(fig)
 
 
-def test_claims_html_links_tooltips_and_fit(tmp_path):
-    new_results(tmp_path)
-    old_results(tmp_path / "old")
-    rec = cp.records_table(cp.read_claims([tmp_path, tmp_path / "old"]))
+def test_claims_html_links_tooltips_and_fit(mixed):
+    rec = mixed
     h = cp.claims_html(rec)
     assert 'href="../notebooks/01_generalization.html#c3-primary"' in h
     assert 'href="../notebooks/02_model_model.html"' in h  # old files: page without anchor
@@ -305,11 +309,9 @@ def test_browser_flags_overflow_raw_math_and_broken_things(tmp_path):
 
 
 @pytest.mark.slow
-def test_browser_passes_a_clean_page_and_the_claims_table(tmp_path):
+def test_browser_passes_a_clean_page_and_the_claims_table(tmp_path, mixed):
     _browser_or_skip()
-    new_results(tmp_path / "res")
-    old_results(tmp_path / "res" / "old")
-    rec = cp.records_table(cp.read_claims([tmp_path / "res", tmp_path / "res" / "old"]))
+    rec = mixed
     site = tmp_path / "site"
     (site / "notebooks").mkdir(parents=True)
     (site / "book").mkdir()
