@@ -45,6 +45,9 @@ _API = {
     "load_animal_mnist": "zoo",
     "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
+    # the book: figure style, family colours, claims page
+    "book_style": "plotting", "family_color": "plotting", "family_palette": "plotting",
+    "read_claims": "claims_page", "forest_plot": "claims_page",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -341,8 +341,12 @@ def main(argv=None):
         print(f"[check_book] FAILED: {exc}", file=sys.stderr)
         return 2
     Path(args.screenshots).mkdir(parents=True, exist_ok=True)
-    report = check_site(args.site, pages=args.pages, screenshots=args.screenshots,
-                        strict_offline=args.strict_offline, width=args.width)
+    try:
+        report = check_site(args.site, pages=args.pages, screenshots=args.screenshots,
+                            strict_offline=args.strict_offline, width=args.width)
+    except FileNotFoundError as exc:
+        print(f"[check_book] FAILED: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     bad = failures(report)
@@ -352,8 +356,8 @@ def main(argv=None):
         print(f"[check_book] {'FAIL' if flag else 'ok  '} {pg}" + (f"  ({', '.join(flag)})" if flag else ""))
     for pg, c, msg in bad:
         print(f"  {pg}: {c}: {msg}")
-    if notes:
-        print(f"[check_book] {len(notes)} request(s) to other hosts were blocked (offline check):")
+    if notes:  # redirect pages; failed requests to other hosts (blocked: the check runs offline)
+        print(f"[check_book] {len(notes)} note(s):")
         for n in notes[:10]:
             print(f"  note: {n}")
     counts = {c: sum(1 for _, cc, _ in bad if cc == c) for c in CHECKS}
