@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _API = {
     # neighbours and dimension
     "knn": "neighbors",
-    "lid_mle": "lid", "lid_mom": "lid", "lid_profile": "lid", "lid_twonn": "lid",
+    "lid_mle": "lid", "lid_mom": "lid", "lid_mada": "lid", "lid_profile": "lid", "lid_twonn": "lid",
     "global_dims": "global_dim", "participation_ratio": "global_dim",
     "effective_rank": "global_dim",
     # alignment

@@ -11,8 +11,8 @@ Notation: for a point :math:`x`, :math:`T_j(x)` is the Euclidean distance to its
 
 Per-point versus dataset score
 ------------------------------
-:func:`lid_mle`, :func:`lid_mom` and :func:`lid_profile` return one estimate per
-point. The paper's LID of a representation is the **arithmetic mean over points**,
+:func:`lid_mle`, :func:`lid_mom`, :func:`lid_mada` and :func:`lid_profile` return one
+estimate per point. The paper's LID of a representation is the **arithmetic mean over points**,
 ``lid_mle(X, k).mean()``. (scikit-dimension's ``MLE().dimension_`` instead uses
 ``comb="mle"`` by default, the harmonic mean ``1 / mean(1 / m_K(x))`` of
 MacKay & Ghahramani; its ``comb="mean"`` is the arithmetic mean used here.)
@@ -34,12 +34,12 @@ from ._device import to_numpy
 from ._validation import check_k, check_representation
 from .neighbors import knn
 
-__all__ = ["lid_mle", "lid_mom", "lid_profile", "lid_twonn", "DEFAULT_KS"]
+__all__ = ["lid_mle", "lid_mom", "lid_mada", "lid_profile", "lid_twonn", "DEFAULT_KS"]
 
 #: Neighbourhood sizes of the local-to-global scale analysis of the paper.
 DEFAULT_KS = (5, 10, 20, 50, 100, 200, 500, 1000)
 
-_ESTIMATORS = ("mle", "mom")
+_ESTIMATORS = ("mle", "mom", "mada")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -126,6 +126,18 @@ def _mom_from_dist(d, k):
     return mu / (d[:, k - 1] - mu)
 
 
+def _mada_from_logd(logd, k):
+    """MADA estimate from log-distances ``logd[:, :k]`` (torch, float64)."""
+    return np.log(2.0) / (logd[:, k - 1] - logd[:, k // 2 - 1])
+
+
+_KERNELS = {
+    "mle": lambda d, logd, k: _mle_from_dist(logd, k),
+    "mom": lambda d, logd, k: _mom_from_dist(d, k),
+    "mada": lambda d, logd, k: _mada_from_logd(logd, k),
+}
+
+
 # ----------------------------------------------------------------------------- public API
 def lid_mle(X, k=20, device="auto", duplicates="error", neighbors=None):
     """Per-point Levina–Bickel maximum-likelihood local intrinsic dimension.
@@ -184,6 +196,29 @@ def lid_mom(X, k=20, device="auto", duplicates="error", neighbors=None):
     return to_numpy(_mom_from_dist(d, k))
 
 
+def lid_mada(X, k=20, device="auto", duplicates="error", neighbors=None):
+    """Per-point manifold-adaptive dimension estimate, MADA (Farahmand, Szepesvári & Audibert 2007).
+
+    The probability mass of a ball of radius :math:`r` around :math:`x` grows as
+    :math:`r^{m}`; comparing the radii that hold :math:`K` and :math:`\lfloor K/2 \rfloor`
+    neighbours (half the mass) gives
+
+    .. math:: \hat m_K(x) = \frac{\log 2}{\log\bigl(T_K(x) / T_{\lfloor K/2 \rfloor}(x)\bigr)} .
+
+    Equals ``skdim.id.MADA().fit(X, n_neighbors=K).dimension_pw_`` (which uses
+    :math:`\lfloor K/2 \rfloor` for odd ``K``); at ``K = 2`` it is the per-point
+    TwoNN ratio :math:`\log 2 / \log(T_2/T_1)`. A point with
+    :math:`T_K = T_{\lfloor K/2 \rfloor}` (ties) gets ``inf``. Noisier per point than
+    :func:`lid_mle` (two distances instead of ``K``); the paper's App. G uses it as a
+    robustness check.
+
+    Parameters and returns as in :func:`lid_mle`.
+    """
+    dist, k = _distances(X, k, device, duplicates, neighbors)
+    logd = torch.log(torch.as_tensor(np.ascontiguousarray(dist[:, :k]), dtype=torch.float64))
+    return to_numpy(_mada_from_logd(logd, k))
+
+
 def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="error",
                 neighbors=None):
     """Per-point LID at several neighbourhood sizes from a single neighbour search.
@@ -191,7 +226,7 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
     The local-to-global scale analysis of the paper: small ``k`` probes the local
     geometry, large ``k`` approaches the global dimension. One exact kNN search at
     ``max(ks)`` is done and every ``k`` reuses its first ``k`` columns, so
-    ``lid_profile(X, ks)[k]`` is identical to ``lid_mle(X, k)`` (or ``lid_mom``)
+    ``lid_profile(X, ks)[k]`` is identical to ``lid_mle(X, k)`` (or ``lid_mom``, ``lid_mada``)
     at a fraction of the cost of one search per ``k``.
 
     Parameters
@@ -201,8 +236,8 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
         Neighbourhood sizes, each ``2 <= k <= n_samples - 1``. A ``k`` that is too
         large for ``X`` raises ``ValueError`` naming the largest allowed value
         (no silent clipping: filter them, e.g. ``[k for k in ks if k < len(X)]``).
-    estimator : {"mle", "mom"}, default="mle"
-        :func:`lid_mle` or :func:`lid_mom`.
+    estimator : {"mle", "mom", "mada"}, default="mle"
+        :func:`lid_mle`, :func:`lid_mom` or :func:`lid_mada`.
     device, duplicates, neighbors :
         As in :func:`lid_mle`; ``neighbors`` needs at least ``max(ks)`` columns.
 
@@ -234,15 +269,8 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
     else:
         dist, _ = knn(X, kmax, device=device, duplicates="ignore")
     d = torch.as_tensor(np.ascontiguousarray(dist[:, :kmax]), dtype=torch.float64)
-    logd = torch.log(d) if estimator == "mle" else None  # elementwise: same values as lid_mle
-    out = {}
-    for kk in ks:
-        kk = int(kk)
-        if estimator == "mle":
-            out[kk] = to_numpy(_mle_from_dist(logd, kk))
-        else:
-            out[kk] = to_numpy(_mom_from_dist(d, kk))
-    return out
+    logd = torch.log(d) if estimator != "mom" else None  # elementwise: same values as lid_mle
+    return {int(kk): to_numpy(_KERNELS[estimator](d, logd, int(kk))) for kk in ks}
 
 
 def lid_twonn(X, discard_fraction=0.1, device="auto", duplicates="error", neighbors=None):
