@@ -7,7 +7,8 @@ append it to the list. ``main`` returns the command's exit status.
 
 Examples::
 
-    lidutils zoo train --grid default --cache-dir /tmp/zoo --device auto
+    lidutils zoo train --grid controlled --cache-dir /tmp/zoo --workers 2
+    lidutils zoo design --grid controlled
     lidutils zoo summary --cache-dir /tmp/zoo --csv zoo.csv
 """
 from __future__ import annotations
@@ -19,9 +20,20 @@ import sys
 def _zoo_train(args):
     from .zoo import train_zoo
 
-    table = train_zoo(grid=args.grid, cache_dir=args.cache_dir, device=args.device,
-                      progress=not args.no_progress, num_threads=args.threads or None)
+    table = train_zoo(grid=args.grid, cache_dir=args.cache_dir, device=args.device, data=args.data,
+                      progress=not args.no_progress, num_threads=args.threads or None,
+                      num_workers=args.workers)
     _print_table(table, args)
+    return 0
+
+
+def _zoo_design(args):
+    from .zoo import design_table
+
+    table = design_table(args.grid)
+    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
+        print(table.to_string(index=False))
+    print(f"\n{len(table)} design cells, {sum(len(s) for s in table['seeds'])} networks")
     return 0
 
 
@@ -37,7 +49,7 @@ def _zoo_summary(args):
 
 
 def _print_table(table, args):
-    cols = ["name", "epoch", "test_acc", "train_acc", "train_loss", "dead_fraction", "n_params",
+    cols = ["name", "epoch", "test_acc", "train_acc", "train_loss", "converged", "dead_fraction", "n_params",
             "examples_seen"]
     shown = table[[c for c in cols if c in table.columns]]
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
@@ -56,7 +68,11 @@ def _add_zoo(sub):
     p = sub.add_parser("zoo", help="train and summarise the from-scratch model zoo")
     zsub = p.add_subparsers(dest="command", required=True)
     t = zsub.add_parser("train", help="train a named grid (cached: reruns train nothing already done)")
-    t.add_argument("--grid", default="default", choices=sorted(GRIDS))
+    t.add_argument("--grid", default="controlled", choices=sorted(GRIDS))
+    t.add_argument("--data", default=None, choices=["fashion-mnist", "animal-mnist"],
+                   help="training set (default: the grid's own)")
+    t.add_argument("--workers", type=int, default=2,
+                   help="training processes in parallel (default 2; each network stays bit-identical)")
     t.add_argument("--cache-dir", default=None, help="cache folder (default: ~/.cache/lidutils/zoo)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--threads", type=int, default=1,
@@ -64,6 +80,9 @@ def _add_zoo(sub):
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--csv", default=None, help="also write the table to this CSV file")
     t.set_defaults(func=_zoo_train)
+    d = zsub.add_parser("design", help="print a grid's design table (one row per design cell)")
+    d.add_argument("--grid", default="controlled", choices=sorted(GRIDS))
+    d.set_defaults(func=_zoo_design)
     s = zsub.add_parser("summary", help="table of every trained network and epoch in the cache")
     s.add_argument("--cache-dir", default=None)
     s.add_argument("--csv", default=None, help="also write the table to this CSV file")

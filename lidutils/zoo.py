@@ -65,10 +65,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
-import io
 import json
-import pickle
+import math
 import time
 import warnings
 from pathlib import Path
@@ -81,105 +79,17 @@ from torch.nn import functional as F
 from ._device import resolve_device
 from .archs import ARCHS, build_model, n_parameters
 from .cache import atomic_path, default_cache_dir, hash_key, save_json, save_npz
+from .loaders import CLASS_NAMES, FASHION_CLASSES, deduplicate, load_animal_mnist, load_fashion_mnist  # noqa: F401
 
-ZOO_VERSION = 1  # bump when training or evaluation code changes results
-CLASS_NAMES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse",
-               "sheep", "zebra")  # Animal-MNIST label order (alphabetical; checked visually)
+ZOO_VERSION = 2  # bump when training or evaluation code changes results
+EMBED_DIM = 128  # width of the common embedding layer of the controlled grids
+DATASETS = ("animal-mnist", "fashion-mnist")
 TEST_SIZE = 0.2
 SPLIT_SEED = 0
 N_EVAL = 1000
 
 
 # --------------------------------------------------------------------------- data
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays (the package ships pickles)."""
-
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the Animal-MNIST files")
-
-
-def _animal_mnist_dir():
-    import importlib.util
-
-    spec = importlib.util.find_spec("animal_mnist")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "Animal-MNIST is not installed. Install it without its TensorFlow dependency: "
-            "pip install --no-deps animal-mnist==0.4")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
-
-
-def deduplicate(images, labels):
-    """Remove exact duplicate images before any split.
-
-    Policy: of a group of identical images with one label, the first is kept; a
-    group whose copies carry *different* labels is removed entirely (its label is
-    ambiguous, and keeping any one copy would be arbitrary).
-
-    Returns
-    -------
-    images, labels : arrays without duplicates (original order of the kept rows)
-    info : dict
-        ``n_in``, ``n_out``, ``n_removed``, ``n_duplicate_groups``,
-        ``n_conflicting_groups``, ``n_conflicting_removed``, ``kept_index``.
-    """
-    images, labels = np.asarray(images), np.asarray(labels)
-    if len(images) != len(labels):
-        raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}.")
-    flat = np.ascontiguousarray(images.reshape(len(images), -1))
-    rows = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
-    _, first, inv, counts = np.unique(rows, return_index=True, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    # a group conflicts when its labels are not all equal
-    lab_min = np.full(len(first), np.iinfo(np.int64).max)
-    lab_max = np.full(len(first), np.iinfo(np.int64).min)
-    np.minimum.at(lab_min, inv, labels.astype(np.int64))
-    np.maximum.at(lab_max, inv, labels.astype(np.int64))
-    conflict = lab_min != lab_max
-    keep = np.zeros(len(images), dtype=bool)
-    keep[first[~conflict]] = True
-    kept = np.flatnonzero(keep)
-    info = {
-        "n_in": int(len(images)), "n_out": int(len(kept)), "n_removed": int(len(images) - len(kept)),
-        "n_duplicate_groups": int((counts > 1).sum()),
-        "n_conflicting_groups": int(conflict.sum()),
-        "n_conflicting_removed": int(counts[conflict].sum()),
-        "kept_index": kept,
-    }
-    return images[kept], labels[kept], info
-
-
-def load_animal_mnist(deduplicate_images=True, return_info=False):
-    """Animal-MNIST images and labels, exact duplicates removed.
-
-    Reads the gzip-pickled arrays shipped in the ``animal-mnist`` package directly
-    (its own loader imports TensorFlow). 10 000 uint8 images (28, 28), white
-    silhouettes on black, labels 0-9 in ``CLASS_NAMES`` order, 1000 per class; 284
-    images are exact copies of another image (same label), so 9 716 remain.
-
-    Returns
-    -------
-    images : uint8 (n, 28, 28)
-    labels : int64 (n,)
-    info : dict, only with ``return_info=True`` (see :func:`deduplicate`)
-    """
-    folder = _animal_mnist_dir()
-    arrays = []
-    for name in ("animal_data_version_3.gz", "animal_label_version_3.gz"):
-        with gzip.open(folder / name, "rb") as f:
-            arrays.append(np.asarray(_NumpyOnlyUnpickler(io.BytesIO(f.read())).load()))
-    images, labels = arrays[0].astype(np.uint8), arrays[1].astype(np.int64)
-    info = {"n_in": len(images), "n_out": len(images), "n_removed": 0}
-    if deduplicate_images:
-        images, labels, info = deduplicate(images, labels)
-    return (images, labels, info) if return_info else (images, labels)
-
 
 def _as_nchw(images, name="images"):
     """uint8 (n,h,w[,c]) in 0..255 or float in 0..1 -> float32 tensor (n,c,h,w) in 0..1."""
@@ -264,16 +174,36 @@ def _default_probe():
         return None
 
 
-class _Data:
-    """Deduplicated data, fixed stratified split, normalisation and evaluation subset."""
+def _load_dataset(name):
+    """Named training set -> (images, labels, dedup info, test mask or None)."""
+    if name == "animal-mnist":
+        images, labels, info = load_animal_mnist(return_info=True)
+        return images, labels, info, None
+    if name == "fashion-mnist":
+        images, labels, info = load_fashion_mnist(return_info=True)
+        return images, labels, info, info.pop("is_test")
+    raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS} or pass images= and labels=.")
 
-    def __init__(self, images, labels, test_size=TEST_SIZE, split_seed=SPLIT_SEED, n_eval=N_EVAL):
+
+class _Data:
+    """Deduplicated data, fixed stratified split, normalisation and evaluation subset.
+
+    A named data set with a standard split (Fashion-MNIST: 60 000 / 10 000) keeps
+    it; otherwise (Animal-MNIST, custom arrays) a stratified ``1 - test_size`` /
+    ``test_size`` split is drawn with ``split_seed``. Duplicates are removed first.
+    """
+
+    def __init__(self, images, labels, test_size=TEST_SIZE, split_seed=SPLIT_SEED, n_eval=N_EVAL,
+                 dataset=None):
         from sklearn.model_selection import train_test_split
 
+        test_mask = None
         if images is None:
-            images, labels, info = load_animal_mnist(return_info=True)
-            self.name = "animal-mnist"
+            self.name = dataset or "animal-mnist"
+            images, labels, info, test_mask = _load_dataset(self.name)
         else:
+            if dataset is not None:
+                raise ValueError("pass either a named data set (data=) or images= and labels=, not both.")
             if labels is None:
                 raise ValueError("pass labels together with images.")
             labels = np.asarray(labels)
@@ -288,7 +218,10 @@ class _Data:
             raise ValueError("labels must be non-negative class indices.")
         self.n_classes = int(classes[-1]) + 1
         idx = np.arange(len(labels))
-        tr, te = train_test_split(idx, test_size=test_size, stratify=labels, random_state=split_seed)
+        if test_mask is not None:
+            tr, te = idx[~test_mask], idx[test_mask]
+        else:
+            tr, te = train_test_split(idx, test_size=test_size, stratify=labels, random_state=split_seed)
         self.train_idx, self.test_idx = np.sort(tr), np.sort(te)
         n_eval = min(int(n_eval), len(te))
         if n_eval < len(te):
@@ -306,8 +239,8 @@ class _Data:
         self.x = self.normalise(x)
         self.shape = tuple(x.shape[1:])
         self.dedup = {k: v for k, v in info.items() if k != "kept_index"}
-        self.fingerprint = hash_key("zoo-data", np.ascontiguousarray(images), labels, test_size, split_seed,
-                                    n_eval)
+        self.fingerprint = hash_key("zoo-data", np.ascontiguousarray(images), labels, self.train_idx,
+                                    self.test_idx, n_eval)
 
     def normalise(self, x):
         m = torch.tensor(self.mean).view(1, -1, 1, 1)
@@ -323,25 +256,57 @@ class _Data:
 
 # --------------------------------------------------------------------------- grid
 
+SCHEDULES = ("constant", "cosine")
+WARMUP = 0.1  # fraction of the optimisation steps spent warming the learning rate up (schedule="cosine")
+
+
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
     """One trained network of the zoo (all of its saved epochs).
 
     Parameters
     ----------
-    arch : {"mlp", "cnn", "resnet", "mixer"}
+    arch : {"mlp", "cnn", "convnet", "resnet", "mixer"}
     width, depth : int
-        Capacity (see :mod:`lidutils.archs`).
+        Capacity of the trunk (see :mod:`lidutils.archs`).
     data_fraction : float in (0, 1]
-        Stratified fraction of the training split used.
+        Fraction of the training split used (ignored when ``n_train`` is set).
     label_noise : float in [0, 1)
-        Fraction of the used training labels shuffled among themselves.
+        Fraction of the used training labels replaced by a different class, drawn
+        uniformly among the other classes (symmetric noise): exactly
+        ``round(label_noise * n)`` labels are wrong.
     epochs : tuple of int
         Epochs after which a checkpoint, metrics and embeddings are saved; training
         stops at the last.
     seed : int
-        Weight init, data order, subset and label-noise draw.
-    lr, batch_size, weight_decay : Adam hyper-parameters (constant learning rate).
+        Weight init, data order, augmentation, subset and label-noise draw.
+    lr, batch_size, weight_decay
+        Optimiser settings: ``schedule="constant"``: Adam at a constant ``lr``
+        (L2 ``weight_decay``); ``"cosine"``: AdamW (decoupled ``weight_decay``),
+        the rate rising linearly from 0 to ``lr`` over the first ``WARMUP`` (10 %)
+        of the steps, then following a half cosine to 0 at the last step:
+        :math:`\\eta_t = \\eta\\,t/t_w` for :math:`t < t_w`, else
+        :math:`\\eta\\,\\tfrac12(1 + \\cos(\\pi (t - t_w)/(T - t_w)))`.
+    n_train : int
+        Number of training images (0: use ``data_fraction``). Subsets are nested:
+        for one seed, a smaller subset is a prefix of a larger one (a per-seed,
+        class-interleaved random order of the training split), and stratified.
+    embed_dim : int
+        Width of the common embedding layer that ends the trunk (0: none; see
+        :mod:`lidutils.archs`). The controlled grids use :data:`EMBED_DIM`.
+    schedule : {"constant", "cosine"}
+    augment : int
+        Random shifts of every training image by up to ``augment`` pixels in each
+        direction (background-padded), redrawn every epoch; 0: none.
+    penalty, penalty_weight, penalty_k
+        Optional regulariser on the embedding: the loss becomes
+        ``cross_entropy + penalty_weight * lidutils.penalty.batch_penalty(emb,
+        kind=penalty, k=penalty_k)`` on every batch. With ``penalty_weight=0``
+        nothing is computed (the run is bit-identical to an unpenalised one).
+    cell : dict, optional
+        Design metadata (design cell id, capacity and data level, series
+        membership) attached by the grid; not a training setting, so not part of
+        the key and not stored with the network.
     """
 
     arch: str
@@ -354,6 +319,14 @@ class ZooEntry:
     lr: float = 1e-3
     batch_size: int = 128
     weight_decay: float = 0.0
+    n_train: int = 0
+    embed_dim: int = 0
+    schedule: str = "constant"
+    augment: int = 0
+    penalty: str = "none"
+    penalty_weight: float = 0.0
+    penalty_k: int = 10
+    cell: dict = dataclasses.field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -368,26 +341,37 @@ class ZooEntry:
             raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}.")
         if int(self.batch_size) < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}.")
+        if int(self.n_train) < 0 or int(self.embed_dim) < 0 or int(self.augment) < 0:
+            raise ValueError(f"n_train, embed_dim and augment must be >= 0, got {self.n_train}, "
+                             f"{self.embed_dim}, {self.augment}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}.")
+        if self.penalty_weight and self.penalty == "none":
+            raise ValueError(f"penalty_weight={self.penalty_weight} needs a penalty kind (penalty=...).")
+        if int(self.penalty_k) < 1:
+            raise ValueError(f"penalty_k must be >= 1, got {self.penalty_k}.")
+
+    def fields(self):
+        """The training settings (JSON-ready; without ``cell``)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cell"}
+        d["epochs"] = list(self.epochs)
+        return d
 
     @property
     def key(self):
-        """Stable hash of the entry's fields (and of ``ZOO_VERSION``)."""
-        return hash_key("zoo-entry", ZOO_VERSION, dataclasses.asdict(self))
+        """Stable hash of the training settings (and of ``ZOO_VERSION``)."""
+        return hash_key("zoo-entry", ZOO_VERSION, self.fields())
 
     @property
     def name(self):
-        return (f"{self.arch}-w{self.width}-d{self.depth}-f{self.data_fraction:g}"
-                f"-n{self.label_noise:g}-s{self.seed}")
-
-    def fields(self):
-        d = dataclasses.asdict(self)
-        d["epochs"] = list(self.epochs)
-        return d
+        data = f"N{self.n_train}" if self.n_train else f"f{self.data_fraction:g}"
+        pen = f"-p{self.penalty}{self.penalty_weight:g}" if self.penalty_weight else ""
+        return f"{self.arch}-w{self.width}-d{self.depth}-{data}-n{self.label_noise:g}{pen}-s{self.seed}"
 
 
 # Adam learning rate per family: the BatchNorm ConvNets and the Mixer learn
 # markedly faster at 3e-3 than at 1e-3 in the first epochs (measured here).
-_LR = {"mlp": 1e-3, "cnn": 3e-3, "resnet": 3e-3, "mixer": 3e-3}
+_LR = {"mlp": 1e-3, "cnn": 3e-3, "convnet": 3e-3, "resnet": 3e-3, "mixer": 3e-3}
 
 
 def _e(arch, width, depth, data_fraction=1.0, label_noise=0.0, epochs=(1, 3, 8), seed=0):
@@ -410,6 +394,7 @@ _EPOCHS = {1.0: (1, 3, 8), 0.2: (2, 10, 40), 0.05: (5, 30, 120)}
 
 
 def _default_grid():
+    """The legacy, uncontrolled zoo (width varies the embedding; constant-rate Adam)."""
     E = _EPOCHS
     g = []
     # capacity x family at full data, clean labels (14 networks)
@@ -429,11 +414,102 @@ def _default_grid():
     return g
 
 
-GRIDS = {"smoke": _smoke_grid(), "default": _default_grid()}
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """A factorial zoo design: three one-factor series around a reference cell per family.
+
+    For every family, the *capacity series* trains each trunk size in
+    ``capacity[family]`` at the reference data level; the *data series* trains
+    the reference trunk (``capacity[family][ref_capacity]``) at every ``n_train``
+    level; the *noise series* trains the reference trunk at the reference data
+    level with each ``label_noise``. The reference cell belongs to all three.
+    Every design cell is trained with each seed in ``seeds`` (replicates).
+    Every network: embedding width ``embed_dim``, cosine schedule with warm-up,
+    AdamW, ``augment``-pixel random shifts, ``epochs[n_train]`` epochs, saved at
+    ``max(1, E // 5)`` (under-trained), ``E // 2`` and ``E``.
+    """
+
+    data: str
+    capacity: dict          # family -> tuple of (width, depth), small to large
+    n_train: tuple          # data levels, small to large
+    ref_capacity: int       # index into capacity[family]
+    ref_data: int           # index into n_train
+    noise: tuple = (0.2, 0.4)
+    seeds: tuple = (0, 1, 2)
+    epochs: dict = None     # n_train -> number of epochs
+    lr: dict = None         # family -> peak learning rate
+    embed_dim: int = EMBED_DIM
+    weight_decay: float = 5e-4
+    augment: int = 2
+    batch_size: int = 128
+
+    def cells(self):
+        """One dict per design cell: family, levels, width, depth, n_train, noise, series flags."""
+        out = []
+        for fam, caps in self.capacity.items():
+            for ci, (w, d) in enumerate(caps):
+                for di, n in enumerate(self.n_train):
+                    for noise in (0.0,) + tuple(self.noise):
+                        in_cap = di == self.ref_data and noise == 0
+                        in_data = ci == self.ref_capacity and noise == 0
+                        in_noise = ci == self.ref_capacity and di == self.ref_data
+                        if in_cap or in_data or in_noise:
+                            out.append({"design": f"{fam}-c{ci}-d{di}-n{noise:g}", "family": fam,
+                                        "capacity_level": ci, "data_level": di, "width": w, "depth": d,
+                                        "n_train": n, "label_noise": noise, "in_capacity": in_cap,
+                                        "in_data": in_data, "in_noise": in_noise})
+        return out
+
+    def entries(self):
+        g = []
+        for c in self.cells():
+            ep = self.epochs[c["n_train"]]
+            saves = tuple(sorted({max(1, ep // 5), max(1, ep // 2), ep}))
+            for s in self.seeds:
+                g.append(ZooEntry(c["family"], c["width"], c["depth"], label_noise=c["label_noise"],
+                                  epochs=saves, seed=s, lr=self.lr[c["family"]], batch_size=self.batch_size,
+                                  weight_decay=self.weight_decay, n_train=c["n_train"],
+                                  embed_dim=self.embed_dim, schedule="cosine", augment=self.augment,
+                                  cell={**c, "data_set": self.data}))
+        return g
+
+
+_CONTROLLED_LR = {"mlp": 2e-3, "convnet": 4e-3, "mixer": 4e-3}
+_CONTROLLED_CAPACITY = {
+    "mlp": ((16, 2), (48, 2), (160, 2), (512, 2)),        # 16k .. 0.73M parameters
+    "convnet": ((2, 1), (6, 1), (16, 1), (32, 1)),        # 2.9k .. 111k
+    "mixer": ((8, 1), (24, 1), (48, 2), (96, 3)),         # 4k .. 0.13M
+}
+#: The book's primary design: Fashion-MNIST, 3 families x (4 capacity + 5 data - 1
+#: shared + 2 noise) = 30 cells x 3 seeds = 90 networks.
+CONTROLLED = Design(
+    data="fashion-mnist", capacity=_CONTROLLED_CAPACITY, n_train=(500, 1400, 4000, 11000, 30000),
+    ref_capacity=1, ref_data=2, epochs={500: 30, 1400: 20, 4000: 12, 11000: 8, 30000: 6},
+    lr=_CONTROLLED_LR)
+#: The replication on Animal-MNIST (7773 training images): same families and
+#: trunks, 4 data levels (19x), 2 seeds: 3 x 9 cells x 2 = 54 networks.
+CONTROLLED_ANIMAL = Design(
+    data="animal-mnist", capacity=_CONTROLLED_CAPACITY, n_train=(400, 1200, 3000, 7773),
+    ref_capacity=1, ref_data=2, seeds=(0, 1), epochs={400: 30, 1200: 20, 3000: 12, 7773: 8},
+    lr=_CONTROLLED_LR)
+#: A tiny design with the same structure (tests, quick looks): 2 families x
+#: (2 capacity + 2 data - 1 + 1 noise) = 8 cells x 1 seed, a few epochs.
+CONTROLLED_SMOKE = Design(
+    data="animal-mnist", capacity={"mlp": ((8, 1), (32, 1)), "convnet": ((2, 1), (4, 1))},
+    n_train=(300, 1000), ref_capacity=1, ref_data=1, noise=(0.4,), seeds=(0,),
+    epochs={300: 5, 1000: 4}, lr=_CONTROLLED_LR)
+
+DESIGNS = {"controlled": CONTROLLED, "controlled-animal": CONTROLLED_ANIMAL,
+           "controlled-smoke": CONTROLLED_SMOKE}
+GRIDS = {"smoke": _smoke_grid(), "default": _default_grid(),
+         **{name: d.entries() for name, d in DESIGNS.items()}}
+#: Training set of each named grid (the legacy grids: Animal-MNIST).
+GRID_DATA = {"smoke": "animal-mnist", "default": "animal-mnist",
+             **{name: d.data for name, d in DESIGNS.items()}}
 
 
 def resolve_grid(grid):
-    """``"smoke"`` / ``"default"`` / a list of :class:`ZooEntry` or dicts -> list of entries."""
+    """Grid name / a list of :class:`ZooEntry` or dicts -> list of entries."""
     if isinstance(grid, str):
         if grid not in GRIDS:
             raise ValueError(f"unknown grid {grid!r}; choose one of {sorted(GRIDS)} or pass a list of entries.")
@@ -447,6 +523,45 @@ def resolve_grid(grid):
     if len(set(keys)) != len(keys):
         raise ValueError("the grid holds the same entry twice.")
     return entries
+
+
+_CELL_COLUMNS = ("design", "capacity_level", "data_level", "in_capacity", "in_data", "in_noise")
+
+
+def design_table(grid="controlled", data_shape=(1, 28, 28), n_classes=10):
+    """The design of a grid: one row per design cell.
+
+    Columns: ``design`` (cell id, shared by its seed replicates), ``family``,
+    ``capacity_level``, ``width``, ``depth``, ``params`` (trainable parameters
+    for ``data_shape`` inputs), ``embed_dim``, ``data_level``, ``n_train``,
+    ``label_noise``, ``epochs``, ``in_capacity`` / ``in_data`` / ``in_noise``
+    (series memberships) and ``seeds`` (tuple). Entries without design metadata
+    (legacy grids, hand-made lists) are each their own cell (``design`` = name
+    without the seed).
+    """
+    rows = {}
+    for e in resolve_grid(grid):
+        c = _cell_of(e)
+        if c["design"] not in rows:
+            model = build_model(e.arch, data_shape, n_classes, e.width, e.depth, e.embed_dim)
+            rows[c["design"]] = {
+                "design": c["design"], "family": e.arch, "capacity_level": c["capacity_level"],
+                "width": e.width, "depth": e.depth, "params": n_parameters(model),
+                "embed_dim": int(model.embed_dim), "data_level": c["data_level"],
+                "n_train": e.n_train or np.nan, "data_fraction": np.nan if e.n_train else e.data_fraction,
+                "label_noise": e.label_noise,
+                "epochs": e.epochs[-1], "in_capacity": c["in_capacity"], "in_data": c["in_data"],
+                "in_noise": c["in_noise"], "seeds": ()}
+        rows[c["design"]]["seeds"] += (e.seed,)
+    return pd.DataFrame(list(rows.values()))
+
+
+def _cell_of(entry):
+    """Design metadata of an entry (its own cell when the grid attached none)."""
+    if entry.cell is not None:
+        return {k: entry.cell[k] for k in _CELL_COLUMNS}
+    return {"design": entry.name.rsplit("-s", 1)[0], "capacity_level": np.nan, "data_level": np.nan,
+            "in_capacity": False, "in_data": False, "in_noise": False}
 
 
 # --------------------------------------------------------------------------- training
@@ -464,28 +579,6 @@ def _deterministic(device, num_threads):
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         torch.set_num_threads(prev_threads)
-
-
-def _train_subset(entry, data):
-    """Training indices and (possibly noisy) labels of an entry."""
-    from sklearn.model_selection import train_test_split
-
-    idx = data.train_idx
-    y = data.labels[idx]
-    if entry.data_fraction < 1:
-        n = int(round(entry.data_fraction * len(idx)))
-        if n < data.n_classes:
-            raise ValueError(f"data_fraction={entry.data_fraction} leaves {n} training images, fewer than "
-                             f"the {data.n_classes} classes; use a larger fraction.")
-        idx, _ = train_test_split(idx, train_size=n, stratify=y, random_state=entry.seed)
-        idx = np.sort(idx)
-    clean = data.labels[idx]
-    noisy = clean.copy()
-    if entry.label_noise > 0:
-        rng = np.random.default_rng([entry.seed, 7919])
-        pick = rng.choice(len(idx), size=int(round(entry.label_noise * len(idx))), replace=False)
-        noisy[pick] = clean[rng.permutation(pick)]
-    return idx, clean, noisy
 
 
 @torch.no_grad()
@@ -525,31 +618,173 @@ def _probe_embed(model, probe, device):
     return _forward(model, probe, device)[0].numpy()
 
 
+def _subset_order(labels, seed):
+    """A per-seed random order of ``labels``' positions whose every prefix is stratified.
+
+    Within each class the positions are shuffled; position ``p`` of class ``c``
+    (``n_c`` members) gets the key :math:`(p + u)/n_c` with :math:`u \\sim U(0, 1)`,
+    and the order sorts these keys, so the first ``n`` positions hold
+    :math:`\\approx n\\,n_c/N` of each class and subsets of one seed are nested.
+    """
+    rng = np.random.default_rng([int(seed), 104729])
+    keys = np.empty(len(labels))
+    for c in np.unique(labels):
+        pos = np.flatnonzero(labels == c)
+        keys[rng.permutation(pos)] = (np.arange(len(pos)) + rng.random(len(pos))) / len(pos)
+    return np.argsort(keys, kind="stable")
+
+
+def _train_subset(entry, data):
+    """Training indices (nested per seed, stratified) and clean / noisy labels of an entry.
+
+    Label noise is symmetric: ``round(label_noise * n)`` positions, drawn per seed,
+    get a label drawn uniformly from the *other* classes.
+    """
+    idx = data.train_idx
+    n = int(entry.n_train) if entry.n_train else int(round(entry.data_fraction * len(idx)))
+    if n > len(idx):
+        raise ValueError(f"n_train={n} exceeds the {len(idx)} training images of this data set; "
+                         "use a smaller n_train.")
+    if n < data.n_classes:
+        raise ValueError(f"the entry leaves {n} training images, fewer than the {data.n_classes} classes; "
+                         "use a larger n_train or data_fraction.")
+    if n < len(idx):
+        idx = np.sort(idx[_subset_order(data.labels[idx], entry.seed)[:n]])
+    clean = data.labels[idx]
+    noisy = clean.copy()
+    if entry.label_noise > 0:
+        rng = np.random.default_rng([entry.seed, 7919])
+        pick = rng.choice(len(idx), size=int(round(entry.label_noise * len(idx))), replace=False)
+        shift = rng.integers(1, data.n_classes, size=len(pick))      # never 0: always a different class
+        noisy[pick] = (clean[pick] + shift) % data.n_classes
+    return idx, clean, noisy
+
+
+def _shift_batch(x, max_shift, gen, fill):
+    """Translate each image of ``x`` (n, c, h, w) by its own random integer offset in
+    ``[-max_shift, max_shift]`` along each axis, filling the uncovered border with ``fill`` (c,)."""
+    n, c, h, w = x.shape
+    s = int(max_shift)
+    pad = fill.view(1, c, 1, 1).expand(n, c, h + 2 * s, w + 2 * s).clone()
+    pad[:, :, s:s + h, s:s + w] = x
+    off = torch.randint(0, 2 * s + 1, (2, n), generator=gen)
+    ni, ci = torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1)
+    ri = off[0].view(n, 1, 1, 1) + torch.arange(h).view(1, 1, h, 1)
+    cj = off[1].view(n, 1, 1, 1) + torch.arange(w).view(1, 1, 1, w)
+    return pad[ni, ci, ri, cj]
+
+
+CONVERGENCE_WINDOW = 3     # epochs
+CONVERGENCE_MARGIN = 0.01  # train accuracy
+
+
+def convergence(train_acc, train_loss=None, window=CONVERGENCE_WINDOW, margin=CONVERGENCE_MARGIN):
+    r"""Operational convergence rule on a per-epoch learning curve.
+
+    A network is *converged* when its training accuracy (the running accuracy of
+    the epoch's minibatches, on the labels trained on) has reached a plateau:
+    over the last ``window`` epochs
+
+    .. math:: \max_{e > E - w} a_e - \min_{e > E - w} a_e \le \text{margin},
+
+    and at least ``window + 1`` epochs were run. Plateau accuracy can be low
+    (a small trunk on much data underfits at convergence).
+
+    Parameters
+    ----------
+    train_acc : sequence of float
+        Training accuracy after each epoch 1..E.
+    train_loss : sequence of float, optional
+        Training loss per epoch (reported, not used by the rule).
+
+    Returns
+    -------
+    dict with ``converged`` (bool), ``conv_acc_range`` (the left-hand side),
+    ``conv_loss_change`` (relative change of the loss over the window,
+    :math:`(\ell_E - \ell_{E-w})/\ell_{E-w}`; NaN without losses), ``conv_window``,
+    ``conv_margin``.
+    """
+    a = np.asarray(train_acc, dtype=float)
+    out = {"conv_window": int(window), "conv_margin": float(margin)}
+    if len(a) <= window:
+        return {**out, "converged": False, "conv_acc_range": np.nan, "conv_loss_change": np.nan}
+    last = a[-window:]
+    rng = float(last.max() - last.min())
+    change = np.nan
+    if train_loss is not None:
+        lo = np.asarray(train_loss, dtype=float)
+        change = float((lo[-1] - lo[-1 - window]) / max(lo[-1 - window], 1e-12))
+    return {**out, "converged": bool(rng <= margin + 1e-9), "conv_acc_range": rng, "conv_loss_change": change}
+
+
+def _lr_factor(step, total, schedule):
+    """Learning-rate multiplier at optimisation step ``step`` (0-based) of ``total``."""
+    if schedule == "constant":
+        return 1.0
+    warm = max(1, int(round(WARMUP * total)))
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
 def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, progress):
     """Train one entry, writing its checkpoints and embeddings; ``entry.json`` last."""
     t0 = time.perf_counter()
     with _deterministic(device, num_threads):
         tr_idx, y_clean, y_noisy = _train_subset(entry, data)
         torch.manual_seed(entry.seed)
-        model = build_model(entry.arch, data.shape, data.n_classes, entry.width, entry.depth).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=entry.lr, weight_decay=entry.weight_decay)
+        model = build_model(entry.arch, data.shape, data.n_classes, entry.width, entry.depth,
+                            entry.embed_dim).to(device)
+        if entry.schedule == "constant":
+            opt = torch.optim.Adam(model.parameters(), lr=entry.lr, weight_decay=entry.weight_decay)
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=entry.lr, weight_decay=entry.weight_decay)
+        penalty = None
+        if entry.penalty_weight != 0:
+            from .penalty import batch_penalty  # noqa: PLC0415 - only penalised runs need it
+
+            penalty = batch_penalty
         gen = torch.Generator().manual_seed(entry.seed)
+        gen_aug = torch.Generator().manual_seed(entry.seed + 7)
+        fill = data.normalise(torch.zeros(1, data.shape[0], 1, 1)).view(-1)  # a black pixel, normalised
         x_tr = data.x[tr_idx]
         y_tr = torch.from_numpy(y_noisy)
-        seen, epochs_out = 0, []
+        n_tr = len(tr_idx)
+        steps_per_epoch = sum(1 for i in range(0, n_tr, entry.batch_size) if n_tr - i >= 2)
+        total = steps_per_epoch * entry.epochs[-1]
+        step, seen, epochs_out, curve = 0, 0, [], []
         bar = _tqdm(range(1, entry.epochs[-1] + 1), progress, desc=entry.name, leave=False)
         for ep in bar:
             model.train()
-            order = torch.randperm(len(tr_idx), generator=gen)
+            order = torch.randperm(n_tr, generator=gen)
+            ep_loss = torch.zeros((), dtype=torch.float64)
+            ep_correct = torch.zeros((), dtype=torch.int64)
+            ep_n = 0
             for i in range(0, len(order), entry.batch_size):
                 b = order[i:i + entry.batch_size]
                 if len(b) < 2:  # BatchNorm needs two samples; drop a lone remainder
                     continue
-                loss = F.cross_entropy(model(x_tr[b].to(device)), y_tr[b].to(device))
+                for g in opt.param_groups:
+                    g["lr"] = entry.lr * _lr_factor(step, total, entry.schedule)
+                xb = x_tr[b]
+                if entry.augment:
+                    xb = _shift_batch(xb, entry.augment, gen_aug, fill)
+                xb, yb = xb.to(device), y_tr[b].to(device)
+                emb = model.features(xb)
+                logits = model.head(emb)
+                ce = F.cross_entropy(logits, yb)
+                loss = ce if penalty is None else \
+                    ce + entry.penalty_weight * penalty(emb, kind=entry.penalty, k=entry.penalty_k)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                step += 1
                 seen += len(b)
+                ep_n += len(b)
+                ep_loss += ce.detach().double().cpu() * len(b)
+                ep_correct += (logits.detach().argmax(1) == yb).sum().cpu()
+            curve.append({"epoch": ep, "train_loss": float(ep_loss) / max(ep_n, 1),
+                          "train_acc": float(ep_correct) / max(ep_n, 1), "lr": float(opt.param_groups[0]["lr"])})
             if ep in entry.epochs:
                 m, emb, pred = _evaluate(model, data, device, tr_idx, y_clean, y_noisy)
                 stem = f"e{ep:03d}"
@@ -562,14 +797,16 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
                     save_npz(folder / f"{stem}_probe-{probe_hash}.npz",
                              emb=_probe_embed(model, probe, device).astype(np.float32))
                 m.update(epoch=ep, examples_seen=seen, seconds=time.perf_counter() - t0)
+                m.update(convergence([c["train_acc"] for c in curve], [c["train_loss"] for c in curve]))
                 epochs_out.append(m)
                 if progress:
                     bar.set_postfix(test_acc=f"{m['test_acc']:.3f}")
     info = {
         "key": entry.key, "name": entry.name, "entry": entry.fields(), "zoo_version": ZOO_VERSION,
-        "data": data.fingerprint, "n_params": n_parameters(model), "embed_dim": int(model.embed_dim),
-        "n_train": int(len(tr_idx)), "label_noise_actual": float((y_noisy != y_clean).mean()),
-        "epochs": epochs_out, "train_seconds": time.perf_counter() - t0, "device": str(device),
+        "data": data.fingerprint, "data_set": data.name, "n_params": n_parameters(model),
+        "embed_dim": int(model.embed_dim), "n_train": int(len(tr_idx)),
+        "label_noise_actual": float((y_noisy != y_clean).mean()),
+        "epochs": epochs_out, "curve": curve, "train_seconds": time.perf_counter() - t0, "device": str(device),
         "num_threads": int(num_threads or torch.get_num_threads()), "torch": torch.__version__,
         "probe_hash": probe_hash,
     }
@@ -587,7 +824,7 @@ def _tqdm(it, progress, **kw):
 
 def _load_model(info, data_shape, n_classes, path, device="cpu"):
     e = info["entry"]
-    model = build_model(e["arch"], data_shape, n_classes, e["width"], e["depth"])
+    model = build_model(e["arch"], data_shape, n_classes, e["width"], e["depth"], e.get("embed_dim", 0))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
@@ -605,21 +842,83 @@ def _backfill_probe(info, folder, data, device, probe, probe_hash, num_threads):
         save_json(folder / "entry.json", info)
 
 
+# Worker processes (num_workers > 1): each builds the data once and trains whole entries.
+_WORKER = {}
+
+
+def _worker_init(images, labels, dataset, device, probe, probe_hash, num_threads, fingerprint):
+    torch.set_num_threads(int(num_threads or 1))
+    data = _Data(images, labels, dataset=dataset)
+    if data.fingerprint != fingerprint:
+        raise RuntimeError("a zoo worker built different data than the parent process.")
+    _WORKER.update(data=data, device=torch.device(device), probe=probe, probe_hash=probe_hash,
+                   num_threads=num_threads)
+
+
+def _worker_train(entry, folder):
+    w = _WORKER
+    _train_entry(entry, w["data"], Path(folder), w["device"], w["probe"], w["probe_hash"], w["num_threads"],
+                 False)
+    return entry.key
+
+
+def _cost(entry, data):
+    """Rough relative training cost (images seen x trunk size), to start the longest entries first."""
+    n = entry.n_train or entry.data_fraction * len(data.train_idx)
+    model = build_model(entry.arch, data.shape, data.n_classes, entry.width, entry.depth, entry.embed_dim)
+    return n * entry.epochs[-1] * math.sqrt(n_parameters(model))
+
+
+def _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, num_workers, progress,
+                    images, labels, dataset):
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    todo = sorted(todo, key=lambda e: -_cost(e, data))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(images, labels, dataset, str(device), probe, probe_hash, num_threads,
+                                       data.fingerprint)) as pool:
+        futures = [pool.submit(_worker_train, e, str(root / e.key)) for e in todo]
+        bar = _tqdm(None, progress, total=len(todo), desc="zoo", unit="net")
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # re-raise a worker's error here
+                    if progress:
+                        bar.update(1)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        finally:
+            if progress:
+                bar.close()
+
+
 def train_zoo(grid="smoke", images=None, labels=None, cache_dir=None, device="auto", probe_images=None,
-              progress=True, num_threads=1, invert_probe="auto"):
+              progress=True, num_threads=1, invert_probe="auto", data=None, num_workers=1):
     """Train (or load from cache) a population of small classifiers.
 
     Parameters
     ----------
-    grid : {"smoke", "default"} or list of ZooEntry / dict
-        ``"smoke"``: 4 small networks, 2 epochs each (about 10-20 s on two
-        busy CPU cores); ``"default"``: 32 networks x 3 saved epochs spanning family,
-        capacity, data scale, label noise, training time and seeds (see ``GRIDS``).
+    grid : str or list of ZooEntry / dict
+        A name in ``GRIDS``: ``"controlled"`` (the book's factorial design on
+        Fashion-MNIST, :data:`CONTROLLED`; see :func:`design_table`),
+        ``"controlled-animal"`` (its replication on Animal-MNIST),
+        ``"controlled-smoke"`` (a tiny design for tests); the legacy
+        ``"smoke"`` (4 networks, 2 epochs) and ``"default"`` (32 networks, widths
+        of the penultimate layer varying) grids.
     images, labels : arrays, optional
-        Training data, uint8 (n, h, w[, 3]) or float in [0, 1], and integer labels;
-        default Animal-MNIST (:func:`load_animal_mnist`). Exact duplicates are
-        removed, then a fixed stratified 80/20 split is made (``SPLIT_SEED``); the
-        evaluation set is a fixed stratified subset of ``N_EVAL`` test images.
+        Training data, uint8 (n, h, w[, 3]) or float in [0, 1], and integer labels,
+        instead of a named data set. Exact duplicates are removed, then a fixed
+        stratified 80/20 split is made (``SPLIT_SEED``); the evaluation set is a
+        fixed stratified subset of ``N_EVAL`` test images.
+    data : {"fashion-mnist", "animal-mnist"}, optional
+        Named training set; default the grid's (``GRID_DATA``; Animal-MNIST for a
+        list of entries). Fashion-MNIST keeps its standard 60 000 / 10 000 split.
     cache_dir : path, optional
         Default ``default_cache_dir() / "zoo"``.
     device : "auto", "cpu", "cuda", ...
@@ -630,19 +929,28 @@ def train_zoo(grid="smoke", images=None, labels=None, cache_dir=None, device="au
     progress : bool
         tqdm bars, overall and per network.
     num_threads : int or None
-        CPU threads while training (1: deterministic and fastest on a shared
+        CPU threads per training process (1: deterministic and fastest on a shared
         machine; None: leave torch's setting).
     invert_probe : "auto", True or False
+    num_workers : int
+        Training processes run in parallel (spawned; each builds the data once and
+        trains whole networks, so every network is bit-identical to a serial run).
+        2 on a 2-core machine.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (network, saved epoch) of this grid; see :func:`zoo_summary`.
+        One row per (network, saved epoch) of this grid; see :func:`zoo_summary`,
+        plus the design columns ``design``, ``capacity_level``, ``data_level``,
+        ``in_capacity``, ``in_data``, ``in_noise`` (see :func:`design_table`).
     """
     entries = resolve_grid(grid)
     device = resolve_device(device)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "zoo"
-    data = _Data(images, labels)
+    if data is None and images is None:
+        data = GRID_DATA.get(grid, "animal-mnist") if isinstance(grid, str) else "animal-mnist"
+    dataset = data
+    data = _Data(images, labels, dataset=dataset)
     root = cache_dir / f"data-{data.fingerprint}"
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "data.json").exists():
@@ -667,13 +975,19 @@ def train_zoo(grid="smoke", images=None, labels=None, cache_dir=None, device="au
                                 num_threads)
         else:
             todo.append(e)
-    for e in _tqdm(todo, progress and bool(todo), desc="zoo", unit="net"):
-        _train_entry(e, data, root / e.key, device, probe, probe_hash, num_threads, progress)
+    if int(num_workers) > 1 and len(todo) > 1:
+        _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, int(num_workers), progress,
+                        images, labels, dataset)
+    else:
+        for e in _tqdm(todo, progress and bool(todo), desc="zoo", unit="net"):
+            _train_entry(e, data, root / e.key, device, probe, probe_hash, num_threads, progress)
     table = zoo_summary(cache_dir)
     keys = [e.key for e in entries]
     table = table[(table["data"] == data.fingerprint) & table["key"].isin(keys)]
     order = table["key"].map({k: i for i, k in enumerate(keys)})
     table = table.assign(_order=order).sort_values(["_order", "epoch"]).drop(columns="_order")
+    cells = pd.DataFrame([{"key": e.key, **_cell_of(e)} for e in entries])
+    table = table.drop(columns=[c for c in _CELL_COLUMNS if c in table]).merge(cells, on="key", how="left")
     return table.reset_index(drop=True)
 
 
@@ -691,8 +1005,14 @@ def zoo_summary(cache_dir=None):
     corrupted labels, ``dead_fraction`` of penultimate units never active on the
     evaluation set), ``n_params``, ``embed_dim``, ``n_train``,
     ``label_noise_actual``, ``examples_seen``, ``seconds``, ``data``
-    (fingerprint) and the paths ``ckpt_path``, ``eval_path``, ``probe_path``
-    (NaN when no probe was embedded).
+    (fingerprint), ``data_set`` (its name), the paths ``ckpt_path``,
+    ``eval_path``, ``probe_path`` (NaN when no probe was embedded), and the
+    convergence check of :func:`convergence` applied to the learning curve up to
+    that epoch: ``converged``, ``conv_acc_range``, ``conv_loss_change``,
+    ``conv_window``, ``conv_margin`` (a checkpoint saved before the plateau is
+    not converged). The per-epoch curves: :func:`load_learning_curve`.
+    Networks trained by ``ZOO_VERSION`` 1 (no convergence check, no curve) have
+    NaN there.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "zoo"
     rows = []
@@ -708,6 +1028,7 @@ def zoo_summary(cache_dir=None):
                    **m, "final": m["epoch"] == info["entry"]["epochs"][-1],
                    "n_params": info["n_params"], "embed_dim": info["embed_dim"], "n_train": info["n_train"],
                    "label_noise_actual": info["label_noise_actual"], "data": info["data"],
+                   "data_set": info.get("data_set", np.nan),
                    "ckpt_path": str(stem) + ".pt", "eval_path": str(stem) + "_eval.npz",
                    "probe_path": str(probe) if probe is not None and probe.exists() else np.nan}
             rows.append(row)
@@ -759,6 +1080,28 @@ def load_embeddings(member, which="eval", cache_dir=None, epoch=None):
                          "probe_images= (or with the Algonauts data available) to embed the probe set.")
     with np.load(path, allow_pickle=False) as z:
         return z["emb"]
+
+
+def load_learning_curve(member, cache_dir=None):
+    """Per-epoch training curve of one zoo network.
+
+    Parameters
+    ----------
+    member : row of :func:`zoo_summary` / :func:`train_zoo`, or ``"key[@epoch]"``.
+
+    Returns
+    -------
+    DataFrame with ``epoch``, ``train_loss`` (mean cross-entropy of the epoch's
+    minibatches, augmented, on the labels trained on), ``train_acc`` (their
+    accuracy) and ``lr`` (learning rate at the epoch's last step); one row per
+    epoch 1..E of the whole run.
+    """
+    row = _find_member(member, cache_dir, None)
+    info = json.loads((Path(row["ckpt_path"]).parent / "entry.json").read_text())
+    if "curve" not in info:
+        raise ValueError(f"network {row['key']} was trained without a stored learning curve "
+                         f"(zoo version {info.get('zoo_version')}); retrain it with this version.")
+    return pd.DataFrame(info["curve"])
 
 
 def load_eval_labels(member, cache_dir=None, epoch=None):
