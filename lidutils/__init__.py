@@ -42,7 +42,8 @@ _API = {
     "load_model": "models", "model_table": "models", "extract": "features",
     # model zoo, synthetic worlds, sweeps
     "train_zoo": "zoo", "zoo_summary": "zoo", "load_embeddings": "zoo",
-    "load_animal_mnist": "zoo",
+    "load_animal_mnist": "loaders", "load_fashion_mnist": "loaders",
+    "design_table": "zoo", "load_learning_curve": "zoo",
     "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
     # the book: figure style, family colours, claims page
