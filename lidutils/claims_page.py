@@ -191,7 +191,7 @@ def forest_plot(records, ax=None, max_label=44):
                                                                           kind="stable")
     n = max(len(df), 1)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.4, 0.42 * n + 1.4))  # + labels and margin: ~ the column
+        fig, ax = plt.subplots(figsize=(7.0, 0.42 * n + 1.4))  # the content column at 100 dpi
     fig = ax.figure
     ys = np.arange(n)[::-1]
     used = []
@@ -225,11 +225,13 @@ def forest_plot(records, ax=None, max_label=44):
     if df["beyond_paper"].any():
         handles.append(Line2D([], [], ls="", label="† beyond the paper"))
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / n),
-                  ncol=min(len(handles), 3), frameon=False, fontsize="small")
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False,
+                   fontsize="small")
     if len(df) == 0:
         ax.text(0, 0, "no results files found", ha="center", va="center")
-    fig.tight_layout()
+    ax.set_xticks([-1, -0.5, 0, 0.5, 1])
+    legend_h = (0.1 + 0.22 * math.ceil(len(handles) / 4)) / fig.get_figheight() if handles else 0
+    fig.tight_layout(rect=(0, legend_h, 1, 1))  # makes room for the labels and the n / power notes
     return fig
 
 
