@@ -362,12 +362,14 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     loaded = {s: load_algonauts2023(root, subject=s, rois=rois) for s in subjects}
+    # NSD images shared by several subjects (same NSD id, same picture) are embedded once
+    paths, rows_of = _unique_images(loaded)
     rows, reps = [], {s: {} for s in subjects}
     for name in models:
         model, info = paper_model(name, weights, image_size, seed=seed, device=device)
+        X = extract((model, info), paths, device=device, cache_dir=cache / "features", progress=progress)
         for s in subjects:
-            reps[s][name] = extract((model, info), list(loaded[s].image_paths), device=device,
-                                    cache_dir=cache / "features", progress=progress)
+            reps[s][name] = X[rows_of[s]]
         rows.append(_members_row(name, info, weights, dry_run))
         del model
     members = pd.DataFrame(rows).set_index("member")
@@ -404,6 +406,24 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
     if bundle_dir is not None:
         write_bundle(run, bundle_dir)
     return run
+
+
+def _unique_images(loaded):
+    """One path per distinct NSD id over all subjects, and each subject's rows into that list.
+
+    Images whose name carries no NSD id (``nsd_ids == -1``) are kept per subject.
+    """
+    paths, index, rows_of = [], {}, {}
+    for s, nsd in loaded.items():
+        rows = []
+        for p, nid in zip(nsd.image_paths, nsd.nsd_ids):
+            key = int(nid) if nid >= 0 else (s, p.name)
+            if key not in index:
+                index[key] = len(paths)
+                paths.append(p)
+            rows.append(index[key])
+        rows_of[s] = np.asarray(rows)
+    return paths, rows_of
 
 
 def _per_vertex(r2, nsd):
@@ -453,9 +473,23 @@ def write_bundle(run, bundle_dir):
                              ("ceilings.csv", run.ceilings, False)):
         with atomic_path(bundle / fname) as tmp:
             df.to_csv(tmp, index=index)
+    dtypes = {k: {c: str(t) for c, t in df.dtypes.items()} for k, df in
+              (("members", run.members), ("brain", run.brain), ("ceilings", run.ceilings))}
     save_json(bundle / "manifest.json", {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-                                         "lidutils": __version__, "files": files, **run.meta})
+                                         "lidutils": __version__, "files": files, "dtypes": dtypes,
+                                         **run.meta})
     return bundle
+
+
+def _read_frame(path, dtypes, index_col=None):
+    """A CSV written by :func:`write_bundle`, with the column dtypes it had (strings stay strings)."""
+    text = [c for c, t in dtypes.items() if t in ("object", "str", "string")]
+    df = pd.read_csv(path, index_col=index_col, dtype={c: str for c in text}, keep_default_na=False,
+                     na_values={c: ["", "nan", "NaN"] for c in dtypes if c not in text})
+    if index_col is not None:
+        df.index = df.index.astype(str)
+    df[text] = df[text].fillna("")
+    return df.astype({c: t for c, t in dtypes.items() if c not in text})
 
 
 def read_bundle(bundle_dir, expect_dry_run=None):
@@ -480,13 +514,12 @@ def read_bundle(bundle_dir, expect_dry_run=None):
     if expect_dry_run is not None and bool(meta["dry_run"]) != bool(expect_dry_run):
         raise ValueError(f"bundle {bundle} has dry_run={meta['dry_run']} but dry_run={expect_dry_run} was "
                          "expected: stand-in and real results are never mixed.")
-    files = meta.pop("files")
+    files, dtypes = meta.pop("files"), meta.pop("dtypes")
     for key in ("format", "version", "lidutils"):
         meta.pop(key)
-    members = pd.read_csv(bundle / "members.csv", index_col="member")
-    members.index = members.index.astype(str)
-    brain = pd.read_csv(bundle / "brain.csv")
-    ceilings = pd.read_csv(bundle / "ceilings.csv")
+    members = _read_frame(bundle / "members.csv", dtypes["members"], "member")
+    brain = _read_frame(bundle / "brain.csv", dtypes["brain"])
+    ceilings = _read_frame(bundle / "ceilings.csv", dtypes["ceilings"])
     reps, vertex_r2, fs_index, images = {}, {}, {}, {}
     for s in meta["subjects"]:
         d = bundle / "features" / f"subj{s:02d}"
@@ -498,3 +531,67 @@ def read_bundle(bundle_dir, expect_dry_run=None):
                         for name in meta["models"]}
         fs_index[s] = {k.split("|")[1]: v for k, v in arrays.items() if k.startswith("fsaverage|")}
     return PaperRun(members, reps, brain, ceilings, vertex_r2, fs_index, images, meta)
+
+
+# --------------------------------------------------------------------------- maps
+def to_fsaverage5(values, fsaverage_index):
+    """Values on challenge-space vertices -> an fsaverage5 texture (10 242 per hemisphere).
+
+    fsaverage5's vertices are the first 10 242 of fsaverage (icosahedral
+    subdivision keeps the coarser vertices first), so a challenge vertex whose
+    fsaverage index is below 10 242 *is* an fsaverage5 vertex; the others have no
+    fsaverage5 counterpart and are left out. Vertices without a value are NaN.
+
+    Parameters
+    ----------
+    values : array-like (n_challenge_vertices,)
+    fsaverage_index : array-like (n_challenge_vertices,)
+        fsaverage vertex of each value (``load_algonauts2023(...).fsaverage_index[hemi]``).
+
+    Returns
+    -------
+    ndarray (10242,) float64
+    """
+    from .standins import N_FSAVERAGE5
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    idx = np.asarray(fsaverage_index).ravel()
+    if values.shape != idx.shape:
+        raise ValueError(f"values has {values.size} entries but fsaverage_index has {idx.size}: give one "
+                         "fsaverage vertex per value (the challenge-space vertex order).")
+    out = np.full(N_FSAVERAGE5, np.nan)
+    keep = idx < N_FSAVERAGE5
+    out[idx[keep]] = values[keep]
+    return out
+
+
+def vertexwise_corr(x, Y):
+    """Pearson correlation across models between a model score and each vertex's value.
+
+    .. math:: r_v = \\frac{\\sum_m (x_m - \\bar x)(Y_{mv} - \\bar Y_v)}
+                         {\\sqrt{\\sum_m (x_m - \\bar x)^2 \\sum_m (Y_{mv} - \\bar Y_v)^2}}
+
+    C7 as a map: ``x`` = each model's mean LID, ``Y[m, v]`` = model ``m``'s held-out
+    R² at vertex ``v``.
+
+    Parameters
+    ----------
+    x : array-like (n_models,)
+    Y : array-like (n_models, n_vertices)
+
+    Returns
+    -------
+    r : ndarray (n_vertices,)
+        NaN where a vertex has a NaN value or no variance across models.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim != 2 or Y.shape[0] != x.size:
+        raise ValueError(f"Y must be (n_models, n_vertices) with n_models = len(x) = {x.size}, got {Y.shape}.")
+    if x.size < 3:
+        raise ValueError(f"a correlation across models needs at least 3 models, got {x.size}.")
+    xc = x - x.mean()
+    Yc = Y - Y.mean(0)
+    den = np.sqrt((xc @ xc) * (Yc * Yc).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (xc @ Yc) / np.where(den > 0, den, 1.0), np.nan)
