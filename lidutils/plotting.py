@@ -246,3 +246,58 @@ def book_style(font_scale=1.0):
     }
     sns.set_theme(context="notebook", style="whitegrid", rc=rc)
     return rc
+
+
+def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, symmetric=True,
+                 view="posterior", label="held-out R²"):
+    """Per-vertex values on nilearn's packaged fsaverage5 surface, one panel per hemisphere.
+
+    Parameters
+    ----------
+    maps : dict {hemi: array (n_challenge_vertices,)}
+        Values per challenge-space vertex of ``"lh"`` / ``"rh"`` (NaN = no value),
+        e.g. ``PaperRun.vertex_r2[subject][model]``.
+    fsaverage_index : dict {hemi: array}
+        fsaverage vertex of each value (vertices >= 10 242 are not on fsaverage5 and
+        are not drawn; :func:`lidutils.paper_tier.to_fsaverage5`).
+    title : str, optional
+    cmap : str
+    vmax : float, optional
+        Colour limit (default: the largest absolute value drawn).
+    symmetric : bool
+        Colour scale symmetric around 0 (R², correlations).
+    view : str
+        nilearn view ("posterior", "lateral", "ventral", ...).
+    label : str
+        Colour-bar meaning, added to each panel's title.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from nilearn import datasets, plotting
+
+    from .paper_tier import to_fsaverage5
+
+    fs = datasets.fetch_surf_fsaverage("fsaverage5")  # packaged with nilearn: no download
+    hemis = [h for h in ("lh", "rh") if h in maps]
+    if not hemis:
+        raise ValueError(f"maps must hold 'lh' and/or 'rh' arrays, got keys {list(maps)}.")
+    tex = {h: to_fsaverage5(maps[h], fsaverage_index[h]) for h in hemis}
+    finite = np.concatenate([t[np.isfinite(t)] for t in tex.values()])
+    if finite.size == 0:
+        raise ValueError("no vertex with a value lies on fsaverage5 (fsaverage index < 10 242): nothing to draw.")
+    vmax = float(vmax if vmax is not None else np.abs(finite).max() or 1.0)
+    fig, axes = plt.subplots(1, len(hemis), subplot_kw={"projection": "3d"},
+                             figsize=(BOOK_WIDTH, 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, h in zip(axes, hemis):
+        side = "left" if h == "lh" else "right"
+        data = np.where(np.isfinite(tex[h]), tex[h], 0.0)
+        plotting.plot_surf_stat_map(
+            fs[f"infl_{side}"], data, bg_map=fs[f"sulc_{side}"], hemi=side, view=view, cmap=cmap,
+            colorbar=True, threshold=1e-12, vmax=vmax, vmin=-vmax if symmetric else None,
+            symmetric_cbar=symmetric, axes=ax, figure=fig,
+            title=f"{h} ({int(np.isfinite(tex[h]).sum())} vertices)")
+    fig.suptitle(f"{title}: {label}" if title else label)
+    return fig
