@@ -165,7 +165,7 @@ def test_forest_plot_rows_colours_and_paper_marks(mixed):
     # paper diamonds only where a paper_r exists (the two new C3 rows)
     diamonds = [ln for ln in ax.lines if ln.get_marker() == "D"]
     assert len(diamonds) == 2
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"replicated", "inconclusive", "opposite", "paper's r", "† beyond the paper"} <= set(legend)
     import matplotlib.pyplot as plt
 
