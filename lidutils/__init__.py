@@ -46,6 +46,10 @@ _API = {
     "design_table": "zoo", "load_learning_curve": "zoo",
     "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
+    # paper tier (and its dry run on stand-ins)
+    "build_paper_population": "paper_tier", "read_bundle": "paper_tier", "write_bundle": "paper_tier",
+    "paper_model": "paper_tier", "vertexwise_corr": "paper_tier", "make_nsd_layout": "standins",
+    "ncsnr_to_noise_ceiling": "nsd",
     # the book: figure style, family colours, claims page
     "book_style": "plotting", "family_color": "plotting", "family_palette": "plotting",
     "read_claims": "claims_page", "forest_plot": "claims_page",
