@@ -1,16 +1,24 @@
-"""Time a cold run of a zoo grid (default: ``default``) and summarise the population.
+"""Time a cold run of the book's zoo population and check its premises.
 
 Usage::
 
-    python benchmarks/bench_zoo.py [--grid default] [--cache-dir /tmp/zoo_default]
-                                   [--device cpu] [--out results.json]
+    python benchmarks/bench_zoo.py [--grids controlled controlled-animal] [--workers 2]
+                                   [--cache-dir /tmp/zoo_bench] [--device cpu] [--out results.json]
 
-The cache folder must be empty (a cold run); a fresh temporary folder is used
-when none is given. Reports wall time, the machine's load average before and
-after (other jobs share the CPU), per-family training time, the min / median /
-max final-epoch test accuracy and, as an exploratory number, the Spearman
-correlation (with n, bootstrap 95 % CI and p) between mean local ID (Levina-Bickel
-MLE, k=20) of each checkpoint's evaluation embeddings and its test accuracy.
+Trains the grids one after the other into an empty cache folder (a cold run; a
+fresh temporary folder when none is given) with ``--workers`` training processes
+(each single-threaded), and reports:
+
+- wall time per grid and in all, the number of networks, the machine's CPU count
+  and its load average before, during (sampled every 10 s) and after: the machine
+  may be shared, and a load above the CPU count means the time is inflated;
+- per data set and family: the final-epoch test accuracy range of the clean-label
+  networks and how many networks pass the convergence rule
+  (:func:`lidutils.zoo.convergence`);
+- premise checks on seed-averaged design cells, per family and pooled: Pearson r
+  (bootstrap 95 % CI, permutation p; :func:`lidutils.stats.corr`) of test
+  accuracy against log10 parameters (capacity series) and against log10 training
+  images (data series), and the accuracy drop of the noise series.
 """
 from __future__ import annotations
 
@@ -19,78 +27,113 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 
-def _lid_vs_accuracy(table, k=20, n_boot=2000, seed=0):
-    from scipy.stats import spearmanr
+class _LoadSampler(threading.Thread):
+    """Samples the 1-minute load average every ``every`` seconds while training runs."""
 
-    from lidutils.lid import lid_mle
-    from lidutils.zoo import load_embeddings
+    def __init__(self, every=10.0):
+        super().__init__(daemon=True)
+        self.every, self.samples, self._stop = every, [], threading.Event()
 
-    lids = []
-    for _, row in table.iterrows():
-        emb = load_embeddings(row, which="eval").astype(np.float64)
-        lids.append(float(np.mean(lid_mle(emb, k=k, duplicates="drop"))))
-    table = table.assign(lid=lids)
+    def run(self):
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self):
+        self._stop.set()
+        return {"mean": float(np.mean(self.samples)) if self.samples else float("nan"),
+                "max": float(np.max(self.samples)) if self.samples else float("nan"), "n": len(self.samples)}
+
+
+def _cells(final):
+    """Seed-averaged design cells of the final checkpoints."""
+    return final.groupby("design").agg(
+        family=("arch", "first"), params=("n_params", "first"), n_train=("n_train", "first"),
+        label_noise=("label_noise", "first"), in_capacity=("in_capacity", "first"),
+        in_data=("in_data", "first"), in_noise=("in_noise", "first"), test_acc=("test_acc", "mean"),
+        test_acc_sd=("test_acc", "std"), n_seeds=("seed", "nunique"))
+
+
+def _r(x, y):
+    from lidutils.stats import corr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"n": int(len(x)), "r": float("nan")}
+    c = corr(np.asarray(x, float), np.asarray(y, float), method="pearson", n_boot=2000, n_perm=2000)
+    return {"n": c["n"], "r": round(c["r"], 3), "ci95": [round(c["ci_low"], 3), round(c["ci_high"], 3)],
+            "p": round(c["p"], 4)}
+
+
+def premise_checks(table):
+    """Accuracy vs log params / log data / label noise, per family and pooled (design cells)."""
+    cells = _cells(table[table["final"]])
     out = {}
-    subsets = {"all checkpoints": table, "final epochs": table[table["final"]],
-               "final epochs, clean labels": table[table["final"] & (table["label_noise"] == 0)],
-               "first saved epochs": table[table["epoch"] == table.groupby("key")["epoch"].transform("min")]}
-    rng = np.random.default_rng(seed)
-    for name, t in subsets.items():
-        x, y = t["lid"].to_numpy(), t["test_acc"].to_numpy()
-        rho, p = spearmanr(x, y)
-        boots = []
-        for _ in range(n_boot):
-            i = rng.integers(0, len(x), len(x))
-            if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
-                boots.append(spearmanr(x[i], y[i])[0])
-        lo, hi = np.nanpercentile(boots, [2.5, 97.5])
-        out[name] = {"n": int(len(t)), "rho": float(rho), "ci95": [float(lo), float(hi)], "p": float(p)}
-    return out, table
+    for fam, c in list(cells.groupby("family")) + [("all families", cells)]:
+        cap, dat, noi = c[c["in_capacity"]], c[c["in_data"]], c[c["in_noise"]].sort_values("label_noise")
+        out[fam] = {
+            "acc_vs_log10_params": _r(np.log10(cap["params"]), cap["test_acc"]),
+            "acc_vs_log10_n_train": _r(np.log10(dat["n_train"]), dat["test_acc"]),
+            "acc_by_label_noise": {f"{n:g}": round(a, 3) for n, a in zip(noi["label_noise"], noi["test_acc"])}
+            if fam != "all families" else None,
+        }
+    return out
+
+
+def summarise(table):
+    """Accuracy range (clean labels, final epoch) and convergence counts per family."""
+    final = table[table["final"]]
+    out = {}
+    for fam, f in final.groupby("arch"):
+        clean = f[f["label_noise"] == 0]
+        conv_cells = clean.groupby("design")["converged"].all()
+        out[fam] = {"networks": int(len(f)), "converged": int(f["converged"].sum()),
+                    "clean_designs": int(clean["design"].nunique()),
+                    "clean_designs_all_seeds_converged": int(conv_cells.sum()),
+                    "test_acc_clean": [round(float(clean["test_acc"].min()), 3),
+                                       round(float(clean["test_acc"].max()), 3)],
+                    "train_acc_clean": [round(float(clean["train_acc"].min()), 3),
+                                        round(float(clean["train_acc"].max()), 3)],
+                    "train_seconds": round(float(f["seconds"].sum()), 1)}
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--grid", default="default")
+    ap.add_argument("--grids", nargs="+", default=["controlled", "controlled-animal"])
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
-    ap.add_argument("--no-lid", action="store_true", help="skip the exploratory LID correlation")
     args = ap.parse_args(argv)
 
-    from lidutils.zoo import GRIDS, train_zoo
+    from lidutils.zoo import train_zoo
 
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="zoo_bench_"))
     if cache.exists() and any(cache.iterdir()):
         sys.exit(f"{cache} is not empty: a cold benchmark needs an empty cache folder.")
-    load0 = os.getloadavg()
-    t0 = time.perf_counter()
-    table = train_zoo(args.grid, cache_dir=cache, device=args.device, progress=True)
-    wall = time.perf_counter() - t0
-    load1 = os.getloadavg()
-    final = table[table["final"]]
-    res = {
-        "grid": args.grid, "n_networks": int(table["key"].nunique()), "n_checkpoints": int(len(table)),
-        "wall_seconds": wall, "cpu_count": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1,
-        "seconds_by_family": final.groupby("arch")["seconds"].sum().round(1).to_dict(),
-        "final_test_acc": {"min": float(final["test_acc"].min()), "median": float(final["test_acc"].median()),
-                           "max": float(final["test_acc"].max())},
-        "all_test_acc": {"min": float(table["test_acc"].min()), "median": float(table["test_acc"].median()),
-                         "max": float(table["test_acc"].max())},
-        "cache_dir": str(cache),
-    }
-    if args.grid in GRIDS:
-        res["n_planned"] = len(GRIDS[args.grid])
-    if not args.no_lid:
-        res["spearman_lid_k20_vs_test_acc"], table = _lid_vs_accuracy(table)
-    cols = ["name", "epoch", "test_acc", "train_acc", "dead_fraction", "seconds"] + (["lid"] if "lid" in table else [])
-    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(json.dumps(res, indent=2))
+    res = {"cpu_count": os.cpu_count(), "workers": args.workers, "loadavg_before": os.getloadavg(),
+           "grids": {}, "cache_dir": str(cache)}
+    sampler = _LoadSampler()
+    sampler.start()
+    t_all = time.perf_counter()
+    for grid in args.grids:
+        t0 = time.perf_counter()
+        table = train_zoo(grid, cache_dir=cache, device=args.device, progress=True, num_workers=args.workers)
+        wall = time.perf_counter() - t0
+        res["grids"][grid] = {"wall_seconds": round(wall, 1), "n_networks": int(table["key"].nunique()),
+                              "n_checkpoints": int(len(table)), "data_set": table["data_set"].iloc[0],
+                              "families": summarise(table), "premise": premise_checks(table)}
+        print(json.dumps({grid: res["grids"][grid]}, indent=1), flush=True)
+    res["wall_seconds"] = round(time.perf_counter() - t_all, 1)
+    res["loadavg_during"] = sampler.stop()
+    res["loadavg_after"] = os.getloadavg()
+    print(json.dumps({k: v for k, v in res.items() if k != "grids"}, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2))
 

@@ -484,20 +484,20 @@ _CONTROLLED_CAPACITY = {
 #: shared + 2 noise) = 30 cells x 3 seeds = 90 networks.
 CONTROLLED = Design(
     data="fashion-mnist", capacity=_CONTROLLED_CAPACITY, n_train=(500, 1400, 4000, 11000, 30000),
-    ref_capacity=1, ref_data=2, epochs={500: 30, 1400: 20, 4000: 12, 11000: 8, 30000: 6},
+    ref_capacity=1, ref_data=1, epochs={500: 60, 1400: 36, 4000: 20, 11000: 12, 30000: 8},
     lr=_CONTROLLED_LR)
 #: The replication on Animal-MNIST (7773 training images): same families and
 #: trunks, 4 data levels (19x), 2 seeds: 3 x 9 cells x 2 = 54 networks.
 CONTROLLED_ANIMAL = Design(
     data="animal-mnist", capacity=_CONTROLLED_CAPACITY, n_train=(400, 1200, 3000, 7773),
-    ref_capacity=1, ref_data=2, seeds=(0, 1), epochs={400: 30, 1200: 20, 3000: 12, 7773: 8},
+    ref_capacity=1, ref_data=1, seeds=(0, 1), epochs={400: 60, 1200: 36, 3000: 20, 7773: 12},
     lr=_CONTROLLED_LR)
 #: A tiny design with the same structure (tests, quick looks): 2 families x
 #: (2 capacity + 2 data - 1 + 1 noise) = 8 cells x 1 seed, a few epochs.
 CONTROLLED_SMOKE = Design(
     data="animal-mnist", capacity={"mlp": ((8, 1), (32, 1)), "convnet": ((2, 1), (4, 1))},
     n_train=(300, 1000), ref_capacity=1, ref_data=1, noise=(0.4,), seeds=(0,),
-    epochs={300: 5, 1000: 4}, lr=_CONTROLLED_LR)
+    epochs={300: 6, 1000: 5}, lr=_CONTROLLED_LR)
 
 DESIGNS = {"controlled": CONTROLLED, "controlled-animal": CONTROLLED_ANIMAL,
            "controlled-smoke": CONTROLLED_SMOKE}
@@ -674,47 +674,64 @@ def _shift_batch(x, max_shift, gen, fill):
     return pad[ni, ci, ri, cj]
 
 
-CONVERGENCE_WINDOW = 3     # epochs
-CONVERGENCE_MARGIN = 0.01  # train accuracy
+CONVERGENCE_WINDOW = 4     # epochs
+CONVERGENCE_MARGIN = 0.005  # train accuracy per epoch
 
 
-def convergence(train_acc, train_loss=None, window=CONVERGENCE_WINDOW, margin=CONVERGENCE_MARGIN):
+def convergence(train_acc, train_loss=None, n_train=None, window=CONVERGENCE_WINDOW, margin=CONVERGENCE_MARGIN):
     r"""Operational convergence rule on a per-epoch learning curve.
 
-    A network is *converged* when its training accuracy (the running accuracy of
-    the epoch's minibatches, on the labels trained on) has reached a plateau:
-    over the last ``window`` epochs
+    A network is *converged* when its training accuracy (the accuracy of the
+    epoch's minibatches on the labels trained on) has stopped rising: the
+    least-squares slope :math:`b` of accuracy against epoch over the last
+    ``window`` (4) epochs satisfies
 
-    .. math:: \max_{e > E - w} a_e - \min_{e > E - w} a_e \le \text{margin},
+    .. math:: b \le m + 2\,\mathrm{SE}_b, \qquad
+              \mathrm{SE}_b = \sqrt{\frac{\bar a (1 - \bar a)/n}{\sum_e (e - \bar e)^2}},
 
-    and at least ``window + 1`` epochs were run. Plateau accuracy can be low
-    (a small trunk on much data underfits at convergence).
+    with ``margin`` :math:`m` = 0.5 accuracy points per epoch and
+    :math:`\mathrm{SE}_b` the slope's standard error under binomial sampling
+    noise of an accuracy measured on :math:`n` training images (0 when
+    ``n_train`` is not given). At least ``window + 1`` epochs must have run. The
+    plateau can be low: a small trunk on much data converges underfitted.
 
     Parameters
     ----------
     train_acc : sequence of float
         Training accuracy after each epoch 1..E.
     train_loss : sequence of float, optional
-        Training loss per epoch (reported, not used by the rule).
+        Training loss per epoch (reported as ``conv_loss_change``, not used by the rule).
+    n_train : int, optional
+        Training images per epoch (for the noise allowance).
 
     Returns
     -------
-    dict with ``converged`` (bool), ``conv_acc_range`` (the left-hand side),
-    ``conv_loss_change`` (relative change of the loss over the window,
-    :math:`(\ell_E - \ell_{E-w})/\ell_{E-w}`; NaN without losses), ``conv_window``,
-    ``conv_margin``.
+    dict with ``converged`` (bool), ``conv_slope`` (:math:`b`), ``conv_threshold``
+    (:math:`m + 2\,\mathrm{SE}_b`), ``conv_acc_range`` (max - min accuracy over
+    the window), ``conv_loss_change`` (relative change of the loss over the
+    window, :math:`(\ell_E - \ell_{E-w})/\ell_{E-w}`; NaN without losses),
+    ``conv_window``, ``conv_margin``.
     """
     a = np.asarray(train_acc, dtype=float)
     out = {"conv_window": int(window), "conv_margin": float(margin)}
     if len(a) <= window:
-        return {**out, "converged": False, "conv_acc_range": np.nan, "conv_loss_change": np.nan}
+        return {**out, "converged": False, "conv_slope": np.nan, "conv_threshold": np.nan,
+                "conv_acc_range": np.nan, "conv_loss_change": np.nan}
     last = a[-window:]
-    rng = float(last.max() - last.min())
+    t = np.arange(window) - (window - 1) / 2
+    slope = float((t * (last - last.mean())).sum() / (t ** 2).sum())
+    se = 0.0
+    if n_train:
+        p = float(np.clip(last.mean(), 0, 1))
+        se = float(np.sqrt(p * (1 - p) / n_train / (t ** 2).sum()))
+    threshold = margin + 2 * se
     change = np.nan
     if train_loss is not None:
         lo = np.asarray(train_loss, dtype=float)
         change = float((lo[-1] - lo[-1 - window]) / max(lo[-1 - window], 1e-12))
-    return {**out, "converged": bool(rng <= margin + 1e-9), "conv_acc_range": rng, "conv_loss_change": change}
+    return {**out, "converged": bool(slope <= threshold + 1e-12), "conv_slope": slope,
+            "conv_threshold": threshold, "conv_acc_range": float(last.max() - last.min()),
+            "conv_loss_change": change}
 
 
 def _lr_factor(step, total, schedule):
@@ -797,7 +814,7 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
                     save_npz(folder / f"{stem}_probe-{probe_hash}.npz",
                              emb=_probe_embed(model, probe, device).astype(np.float32))
                 m.update(epoch=ep, examples_seen=seen, seconds=time.perf_counter() - t0)
-                m.update(convergence([c["train_acc"] for c in curve], [c["train_loss"] for c in curve]))
+                m.update(convergence([c["train_acc"] for c in curve], [c["train_loss"] for c in curve], n_tr))
                 epochs_out.append(m)
                 if progress:
                     bar.set_postfix(test_acc=f"{m['test_acc']:.3f}")

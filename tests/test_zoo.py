@@ -287,11 +287,16 @@ def test_controlled_design_meets_the_stated_factorial_design():
 
 
 def test_convergence_rule():
-    out = zoo.convergence([0.5, 0.8, 0.9, 0.905, 0.91], [1.0, 0.5, 0.3, 0.29, 0.28])
-    assert out["converged"] and out["conv_acc_range"] == pytest.approx(0.01)
-    assert out["conv_loss_change"] == pytest.approx((0.28 - 0.5) / 0.5)
-    assert not zoo.convergence([0.5, 0.8, 0.9, 0.93, 0.96])["converged"]   # still rising 3 points per epoch
-    assert not zoo.convergence([0.9, 0.9, 0.9])["converged"]               # too few epochs to tell
+    flat = zoo.convergence([0.5, 0.8, 0.9, 0.905, 0.91, 0.905, 0.91], [1.0, 0.5, 0.3, 0.29, 0.28, 0.28, 0.27])
+    assert flat["converged"] and flat["conv_slope"] == pytest.approx(0.001)    # lstsq slope of the last 4
+    assert flat["conv_threshold"] == zoo.CONVERGENCE_MARGIN and flat["conv_acc_range"] == pytest.approx(0.005)
+    assert flat["conv_loss_change"] == pytest.approx((0.27 - 0.3) / 0.3)
+    rising = [0.5, 0.8, 0.9, 0.92, 0.94, 0.96, 0.98]                        # 2 points per epoch
+    assert not zoo.convergence(rising)["converged"]
+    # the same rise on 50 images is within binomial noise (2 SE of the slope ~ 0.028)
+    assert zoo.convergence(rising, n_train=50)["converged"]
+    assert not zoo.convergence(rising, n_train=50_000)["converged"]
+    assert not zoo.convergence([0.9, 0.9, 0.9, 0.9])["converged"]           # too few epochs to tell
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +318,7 @@ def test_controlled_smoke_rows_carry_design_convergence_and_curves(controlled_sm
     # the stored flag is the rule applied to the stored curve
     for _, row in final.iterrows():
         c = zoo.load_learning_curve(row)
-        assert row["converged"] == zoo.convergence(c["train_acc"], c["train_loss"])["converged"]
+        assert row["converged"] == zoo.convergence(c["train_acc"], c["train_loss"], row["n_train"])["converged"]
     # warm-up then cosine decay to ~0
     assert curve["lr"].iloc[-1] < 0.01 * curve["lr"].max()
     first = table[table["epoch"] == table.groupby("key")["epoch"].transform("min")]
