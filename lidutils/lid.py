@@ -200,15 +200,15 @@ def lid_mada(X, k=20, device="auto", duplicates="error", neighbors=None):
     """Per-point manifold-adaptive dimension estimate, MADA (Farahmand, Szepesvári & Audibert 2007).
 
     The probability mass of a ball of radius :math:`r` around :math:`x` grows as
-    :math:`r^{m}`; comparing the radii that hold :math:`K` and :math:`\lfloor K/2 \rfloor`
+    :math:`r^{m}`; comparing the radii that hold :math:`K` and :math:`\\lfloor K/2 \\rfloor`
     neighbours (half the mass) gives
 
-    .. math:: \hat m_K(x) = \frac{\log 2}{\log\bigl(T_K(x) / T_{\lfloor K/2 \rfloor}(x)\bigr)} .
+    .. math:: \\hat m_K(x) = \\frac{\\log 2}{\\log\\bigl(T_K(x) / T_{\\lfloor K/2 \\rfloor}(x)\\bigr)} .
 
     Equals ``skdim.id.MADA().fit(X, n_neighbors=K).dimension_pw_`` (which uses
-    :math:`\lfloor K/2 \rfloor` for odd ``K``); at ``K = 2`` it is the per-point
-    TwoNN ratio :math:`\log 2 / \log(T_2/T_1)`. A point with
-    :math:`T_K = T_{\lfloor K/2 \rfloor}` (ties) gets ``inf``. Noisier per point than
+    :math:`\\lfloor K/2 \\rfloor` for odd ``K``); at ``K = 2`` it is the per-point
+    TwoNN ratio :math:`\\log 2 / \\log(T_2/T_1)`. A point with
+    :math:`T_K = T_{\\lfloor K/2 \\rfloor}` (ties) gets ``inf``. Noisier per point than
     :func:`lid_mle` (two distances instead of ``K``); the paper's App. G uses it as a
     robustness check.
 
