@@ -50,15 +50,18 @@ def machine_path_patterns(extra=()):
     """Regexes of absolute paths that must not appear in a published page.
 
     Generic home / temp / root folders, ``site-packages`` paths, and the concrete
-    locations of this checkout, the user's home and the temp dir (plus ``extra``).
+    locations of this checkout, the user's home, the temp dir, the data and cache
+    folders (``LIDUTILS_DATA_DIR``, ``LIDUTILS_CACHE_DIR``) and ``extra``.
     """
     pats = [r"(?<![\w.~-])/(?:home|Users)/[\w.-]+/", r"(?<![\w.~:/-])/root/[\w.-]",
             r"(?<![\w.~:/-])/tmp/[\w.-]", r"[\w.-]*/(?:site|dist)-packages/",
             r"\b[A-Z]:\\\\?(?:Users|home)\\"]
-    concrete = {str(ROOT), str(Path.home()), tempfile.gettempdir(), *map(str, extra)}
+    concrete = {str(ROOT), str(Path.home()), tempfile.gettempdir(), *map(str, extra),
+                *(os.environ[v] for v in ("LIDUTILS_DATA_DIR", "LIDUTILS_CACHE_DIR", "VIRTUAL_ENV")
+                  if os.environ.get(v, "").startswith("/"))}
     for c in sorted(concrete):
         if len(c) > 4 and c not in ("/root", "/tmp"):
-            pats.append(re.escape(c.rstrip("/")) + r"(?:/|\b)")
+            pats.append(r"(?<![\w.-])" + re.escape(c.rstrip("/")) + r"(?:/|\b)")
     return [re.compile(p) for p in pats]
 
 
