@@ -54,7 +54,8 @@ import pandas as pd
 from .cache import atomic_path, default_cache_dir, hash_key, save_json, save_npz
 
 __all__ = ["DRY_RUN_MODELS", "PAPER_ROIS", "WEIGHTS", "PaperRun", "paper_model", "build_paper_population",
-           "write_bundle", "read_bundle", "hf_model_from_config", "encode_representation"]
+           "dry_run", "write_bundle", "read_bundle", "hf_model_from_config", "encode_representation",
+           "to_fsaverage5", "vertexwise_corr", "lid_r2_map"]
 
 WEIGHTS = ("pretrained", "random")
 #: Dry-run subset of :data:`lidutils.models.PAPER_MODELS`: every family, three ConvNeXt sizes.
@@ -264,7 +265,7 @@ def encode_representation(X, Y, roi_labels, n_pcs=300, n_folds=5, device="cpu", 
     return {"r2": enc.r2, "alpha": enc.alpha, "n_pcs": enc.n_pcs}
 
 
-def _members_row(name, info, weights, dry_run):
+def _members_row(name, info, weights, is_dry):
     from .models import PAPER_MODELS
 
     hit = PAPER_MODELS[PAPER_MODELS["name"] == name]
@@ -275,7 +276,7 @@ def _members_row(name, info, weights, dry_run):
     return dict(member=name, group="paper", family=family, architecture=info.architecture,
                 pretrained=bool(info.pretrained), n_params=int(info.n_params), accuracy=float(info.top1),
                 accuracy_kind=kind, top1_source=info.top1_source, input_size=int(info.input_size[-1]),
-                weights=weights, dry_run=bool(dry_run))
+                weights=weights, dry_run=bool(is_dry))
 
 
 def _ceiling_rows(s, nsd):
@@ -355,7 +356,7 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
         list(DRY_RUN_MODELS) if weights == "random" else PAPER_MODELS["name"].tolist())
     if weights == "random" and image_size is None:
         image_size = DRY_RUN_IMAGE_SIZE
-    dry_run = weights == "random" or (root / STANDIN_MARKER).exists()
+    is_dry = weights == "random" or (root / STANDIN_MARKER).exists()
     eval_subject = subjects[0] if eval_subject is None else int(eval_subject)
     if eval_subject not in subjects:
         raise ValueError(f"eval_subject={eval_subject} is not one of subjects={subjects}.")
@@ -370,7 +371,7 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
         X = extract((model, info), paths, device=device, cache_dir=cache / "features", progress=progress)
         for s in subjects:
             reps[s][name] = X[rows_of[s]]
-        rows.append(_members_row(name, info, weights, dry_run))
+        rows.append(_members_row(name, info, weights, is_dry))
         del model
     members = pd.DataFrame(rows).set_index("member")
 
@@ -395,9 +396,9 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
                 brain.append(dict(model=name, roi=row["roi"], subject=s, score=row["r2"], r2_mean=row["r2_mean"],
                                   r2_median=row["r2_median"], frac_positive=row["frac_positive"],
                                   n_voxels=int(row["n_voxels"]), noise_ceiling=row.get("noise_ceiling", np.nan),
-                                  score_normalized=row.get("r2_normalized", np.nan), dry_run=dry_run))
+                                  score_normalized=row.get("r2_normalized", np.nan), dry_run=is_dry))
             vertex_r2[s][name] = _per_vertex(r2, nsd)
-    meta = dict(tier="paper-dryrun" if dry_run else "paper", dry_run=dry_run, weights=weights,
+    meta = dict(tier="paper-dryrun" if is_dry else "paper", dry_run=is_dry, weights=weights,
                 subjects=subjects, rois=list(loaded[subjects[0]].roi_names), models=models,
                 eval_subject=eval_subject, n_pcs=n_pcs, n_folds=n_folds, seed=seed, image_size=image_size,
                 nsd_root=str(root))
@@ -406,6 +407,46 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
     if bundle_dir is not None:
         write_bundle(run, bundle_dir)
     return run
+
+
+def dry_run(workdir, n_subjects=2, n_images=200, models=DRY_RUN_MODELS, rois=PAPER_ROIS, image_size=None,
+            n_vertices=None, n_pcs=300, n_folds=5, device="auto", seed=0, progress=False):
+    """The paper tier end to end on stand-ins: write the layout, run the models, write the bundle.
+
+    Writes ``<workdir>/nsd`` (:func:`lidutils.standins.make_nsd_layout`, reused when it
+    exists), caches under ``<workdir>/cache`` and the bundle ``<workdir>/bundle`` (read
+    back when it exists). Everything returned is marked ``dry_run``.
+
+    Parameters
+    ----------
+    workdir : path
+    n_subjects, n_images : int
+        Stand-in subjects and training images per subject.
+    models : sequence of str
+        Paper models built untrained (default :data:`DRY_RUN_MODELS`, every family).
+    rois : sequence of str
+    image_size : int, optional
+        Model input side (default :data:`DRY_RUN_IMAGE_SIZE`).
+    n_vertices : (int, int), optional
+        Vertices per hemisphere (default NSD subject 1's 19 004 + 20 544).
+    n_pcs, n_folds, device, seed, progress
+        As :func:`build_paper_population` (``n_pcs`` is capped by the training images).
+
+    Returns
+    -------
+    PaperRun
+    """
+    from .standins import SUBJECT1_VERTICES, make_nsd_layout
+
+    work = Path(workdir)
+    root = work / "nsd"
+    if not (root / STANDIN_MARKER).exists():
+        make_nsd_layout(root, n_subjects=n_subjects, n_images=n_images, rois=rois, seed=seed,
+                        n_vertices=n_vertices or SUBJECT1_VERTICES)
+    return build_paper_population(root, weights="random", models=models, subjects=range(1, n_subjects + 1),
+                                  rois=rois, image_size=image_size, n_pcs=n_pcs, n_folds=n_folds,
+                                  device=device, cache_dir=work / "cache", bundle_dir=work / "bundle",
+                                  seed=seed, progress=progress)
 
 
 def _unique_images(loaded):
@@ -595,3 +636,26 @@ def vertexwise_corr(x, Y):
     den = np.sqrt((xc @ xc) * (Yc * Yc).sum(0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (xc @ Yc) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def lid_r2_map(run, lid, subject):
+    """C7 as a map: per-vertex Pearson r across models between LID and held-out R², per hemisphere.
+
+    Parameters
+    ----------
+    run : PaperRun
+    lid : dict or Series {model: mean LID}
+        One value per model (e.g. K = 1000 in the PCA-300 space on that subject's images);
+        models of ``run`` without a value are left out.
+    subject : int
+
+    Returns
+    -------
+    dict {hemi: ndarray (n_challenge_vertices,)} for :func:`lidutils.plotting.surface_maps`
+    with ``run.fsaverage_index[subject]``.
+    """
+    lid = dict(lid)
+    models = [m for m in run.vertex_r2[subject] if m in lid]
+    x = np.array([lid[m] for m in models], dtype=np.float64)
+    hemis = run.vertex_r2[subject][models[0]] if models else {}
+    return {h: vertexwise_corr(x, np.stack([run.vertex_r2[subject][m][h] for m in models])) for h in hemis}

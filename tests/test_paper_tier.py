@@ -12,8 +12,9 @@ from scipy import stats  # noqa: E402
 from lidutils.features import extract  # noqa: E402
 from lidutils.models import PAPER_MODELS  # noqa: E402
 from lidutils.nsd import load_algonauts2023  # noqa: E402
-from lidutils.paper_tier import (DRY_RUN_MODELS, build_paper_population, hf_model_from_config,  # noqa: E402
-                                 paper_model, read_bundle, to_fsaverage5, vertexwise_corr)
+from lidutils.paper_tier import (DRY_RUN_MODELS, build_paper_population, dry_run,  # noqa: E402
+                                 hf_model_from_config, lid_r2_map, paper_model, read_bundle, to_fsaverage5,
+                                 vertexwise_corr)
 from lidutils.standins import N_FSAVERAGE5, make_nsd_layout  # noqa: E402
 
 # one model of each paper family (ConvNeXt, ResNet, ResMLP, MAE-ViT), untrained, 32 px
@@ -83,6 +84,8 @@ def test_bundle_round_trip_and_no_mixing(dry):
     # a notebook pointed at the bundle needs neither the data nor the models
     again = build_paper_population(None, weights="random", bundle_dir=d / "bundle")
     pd.testing.assert_frame_equal(again.brain, run.brain)
+    # dry_run(workdir) finds <workdir>/nsd (a stand-in) and <workdir>/bundle: nothing is recomputed
+    pd.testing.assert_frame_equal(dry_run(d, models=TINY).brain, run.brain)
     with pytest.raises(ValueError, match="never mixed"):
         read_bundle(d / "bundle", expect_dry_run=False)
     with pytest.raises(ValueError, match="weights='random'"):
@@ -111,6 +114,7 @@ def test_surface_map_from_the_generated_layout(dry):
     j = np.flatnonzero(np.isfinite(r))[:5]
     np.testing.assert_allclose(r[j], [stats.pearsonr(x, Y[:, i])[0] for i in j], atol=1e-12)
     assert np.isnan(r[~np.isfinite(Y).all(0)]).all()
+    np.testing.assert_array_equal(lid_r2_map(run, dict(zip(TINY, x)), 1)["lh"], r)
     fig = surface_maps({"lh": r}, fs, label="r(LID, R²)")
     import matplotlib.pyplot as plt
 
