@@ -5,8 +5,14 @@
   builder re-reads the registry with ``filename=''``, which does not compare equal, so
   the same inline script was emitted twice and every page logged
   ``SyntaxError: Identifier 'THEBE_JS_URL' has already been declared``.
+- Adds ``static/lidbook.css``: wide notebook outputs (DataFrames, long text) scroll
+  inside the content column; figures never exceed it.
 """
 from __future__ import annotations
+
+from pathlib import Path
+
+STATIC = Path(__file__).parent / "static"
 
 
 def _script_key(js):
@@ -31,6 +37,12 @@ def dedupe_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = out
 
 
+def _add_static(app):
+    app.config.html_static_path.append(str(STATIC))
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("lidbook.css")
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
