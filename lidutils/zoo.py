@@ -4,32 +4,50 @@ The paper correlates local intrinsic dimension with generalization and alignment
 across a *population* of models that differ in capacity and training data. Offline
 only four pretrained ImageNet CNNs are available, too few for a correlation, so
 this module trains a population here: small image classifiers
-(:mod:`lidutils.archs`: MLP, CNN, ResNet, MLP-Mixer) swept over
+(:mod:`lidutils.archs`: MLP, CNN, all-convolutional ConvNet, ResNet, MLP-Mixer)
+swept over
 
 - architecture family and capacity (``width``, ``depth``),
-- data scale (``data_fraction`` of the training split, stratified),
-- label noise (``label_noise``: that fraction of the training labels shuffled
-  among themselves; about one in ten shuffled labels lands on its true class by
-  chance, the realised corruption is stored as ``label_noise_actual``),
+- data scale (``n_train`` images, or ``data_fraction`` of the training split;
+  stratified and nested: for one seed a smaller subset is part of a larger one),
+- label noise (``label_noise``: that fraction of the training labels replaced by
+  a different class; the realised fraction is stored as ``label_noise_actual``),
 - training duration (a checkpoint, its metrics and embeddings at each epoch in
   ``epochs``: under-trained and converged regimes are both population members),
-- seeds (weight init, data order, subset and noise draw).
+- seeds (weight init, data order, augmentation, subset and noise draw).
 
 Every ``(model, epoch)`` checkpoint is one row of the zoo table, with its held-out
 test accuracy (the generalization score), train accuracy and loss, parameter
-count, training examples seen, fraction of dead penultimate units, and paths to
-its state_dict and to its penultimate-layer embeddings of a fixed held-out
-evaluation set (``which="eval"``) and of a probe image set (``which="probe"``,
-by default the 92 Algonauts images, converted to the training format).
+count, training examples seen, fraction of dead embedding units, the convergence
+check (:func:`convergence`) and paths to its state_dict and to its embeddings of a
+fixed held-out evaluation set (``which="eval"``) and of a probe image set
+(``which="probe"``, by default the 92 Algonauts images, converted to the training
+format). The per-epoch training curve of every network is stored
+(:func:`load_learning_curve`).
+
+Controlled design
+-----------------
+The book's population is a factorial design (:class:`Design`, :func:`design_table`):
+``"controlled"`` on Fashion-MNIST (:data:`CONTROLLED`) and its replication
+``"controlled-animal"`` on Animal-MNIST (:data:`CONTROLLED_ANIMAL`). Every network
+of every family ends its trunk in the same ``EMBED_DIM``-wide embedding layer
+(capacity varies only inside the trunk), is trained with AdamW, a cosine schedule
+with linear warm-up, weight decay and random shifts, and carries its design cell
+(``design``, shared by its seed replicates), ``capacity_level``, ``data_level``
+and its series memberships ``in_capacity`` / ``in_data`` / ``in_noise``: three
+one-factor series around one reference cell per family. The legacy grids
+``"smoke"`` and ``"default"`` (constant-rate Adam, penultimate width growing with
+``width``) stay available for comparison.
 
 Data
 ----
-Default: Animal-MNIST (PyPI ``animal-mnist`` 0.4, MIT; 10 000 28x28 white-on-black
-animal silhouettes, 10 classes ``CLASS_NAMES``). It holds 284 exact duplicate
-images (all pairs, each with the same label); :func:`load_animal_mnist` removes
-them *before* the split, leaving 9 716 images, so no test image has a copy in the
-training set. Any ``(images, labels)`` arrays work as well, e.g. CIFAR-10 on a
-machine with internet access::
+Named training sets (:mod:`lidutils.loaders`): ``"fashion-mnist"`` (70 000 images,
+its standard 60 000 / 10 000 split, verified on the SHA-256 of the decompressed
+files) and ``"animal-mnist"`` (PyPI ``animal-mnist`` 0.4, MIT; 10 000 28x28
+white-on-black silhouettes, 284 exact duplicates removed before a stratified
+80/20 split, so 9 716 remain and no test image has a copy in the training set).
+Any ``(images, labels)`` arrays work as well, e.g. CIFAR-10 on a machine with
+internet access::
 
     import numpy as np, torchvision
     tr = torchvision.datasets.CIFAR10("data", train=True, download=True)
@@ -39,7 +57,7 @@ machine with internet access::
     table = train_zoo("default", images=images, labels=labels, cache_dir="zoo-cifar")
 
 (the zoo makes its own stratified split of the pooled arrays; on CPU, CIFAR-10 is
-far slower than Animal-MNIST).
+far slower than the 28x28 sets).
 
 Cache
 -----
@@ -57,9 +75,12 @@ Determinism
 -----------
 On CPU, training runs single-threaded by default (``num_threads=1``) with
 ``torch.use_deterministic_algorithms(True)``: the same entry gives bit-identical
-accuracies and embeddings on every run. (Measured on the shared 2-core machine:
-with two threads and other jobs running, a training epoch was about 10x *slower*
-than with one thread, from thread oversubscription.)
+accuracies and embeddings on every run, also with ``num_workers=2`` training
+processes (each trains whole networks; spawned, so a script that calls
+:func:`train_zoo` with workers needs the usual ``if __name__ == "__main__":``
+guard). (Measured on the shared 2-core machine: with two threads and other jobs
+running, a training epoch was about 10x *slower* than with one thread, from
+thread oversubscription.)
 """
 from __future__ import annotations
 
@@ -233,9 +254,10 @@ class _Data:
         self.eval_pos = np.searchsorted(self.test_idx, self.eval_idx)  # eval rows inside the test set
         self.raw = x
         self.labels = labels
-        xt = x[self.train_idx]
-        self.mean = xt.mean(dim=(0, 2, 3)).tolist()
-        self.std = xt.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+        # numpy float64 reductions: the same values whatever torch's thread count (worker processes)
+        xt = x[self.train_idx].numpy()
+        self.mean = np.mean(xt, axis=(0, 2, 3), dtype=np.float64).astype(np.float32).tolist()
+        self.std = np.maximum(np.std(xt, axis=(0, 2, 3), dtype=np.float64, ddof=1), 1e-6).astype(np.float32).tolist()
         self.x = self.normalise(x)
         self.shape = tuple(x.shape[1:])
         self.dedup = {k: v for k, v in info.items() if k != "kept_index"}
@@ -1025,9 +1047,9 @@ def zoo_summary(cache_dir=None):
     (fingerprint), ``data_set`` (its name), the paths ``ckpt_path``,
     ``eval_path``, ``probe_path`` (NaN when no probe was embedded), and the
     convergence check of :func:`convergence` applied to the learning curve up to
-    that epoch: ``converged``, ``conv_acc_range``, ``conv_loss_change``,
-    ``conv_window``, ``conv_margin`` (a checkpoint saved before the plateau is
-    not converged). The per-epoch curves: :func:`load_learning_curve`.
+    that epoch: ``converged``, ``conv_slope``, ``conv_threshold``,
+    ``conv_acc_range``, ``conv_loss_change``, ``conv_window``, ``conv_margin``
+    (a checkpoint saved before the plateau is not converged). The per-epoch curves: :func:`load_learning_curve`.
     Networks trained by ``ZOO_VERSION`` 1 (no convergence check, no curve) have
     NaN there.
     """
