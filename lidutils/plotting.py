@@ -54,11 +54,12 @@ def scatter_fit(df, x, y, hue=None, result=None, ax=None, logx=False, title=None
     return ax
 
 
-def r_vs_k(df, x="k", y="r", hue="target", global_df=None, ax=None, title=None):
+def r_vs_k(df, x="k", y="r", hue="target", global_df=None, ax=None, title=None, mark_k=None):
     """Correlation of each target with mean LID as a function of the neighbourhood size K.
 
     ``df`` has one row per (target, k) with ``r``, ``ci_low``, ``ci_high``; the CI is
-    drawn as a band. ``global_df`` (optional) has one row per (target, measure) with
+    drawn as a band; ``mark_k`` draws the primary K, a ``glob`` column shades K >= N/4.
+    ``global_df`` (optional) has one row per (target, measure) with
     ``r``/``ci_low``/``ci_high`` of the global measures, drawn as points with error
     bars at the right of the axis.
     """
@@ -70,6 +71,11 @@ def r_vs_k(df, x="k", y="r", hue="target", global_df=None, ax=None, title=None):
         ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=palette[name], alpha=0.15)
     ax.set_xscale("log")
     ax.axhline(0, color="k", lw=0.8)
+    if mark_k is not None:
+        ax.axvline(mark_k, color="0.3", ls=":", lw=1.2, label=f"primary K = {mark_k}")
+    if "glob" in df and df["glob"].any():
+        ax.axvspan(df.loc[df["glob"], x].min(), df[x].max() * 1.15, color="0.9", zorder=0,
+                   label="global (K ≥ N/4)")
     ax.set_xlabel("K (neighbours)")
     ax.set_ylabel("correlation with mean LID (95 % CI)")
     if global_df is not None and len(global_df):
@@ -301,3 +307,109 @@ def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, sy
             title=f"{h} ({int(np.isfinite(tex[h]).sum())} vertices)")
     fig.suptitle(f"{title}: {label}" if title else label)
     return fig
+
+
+def dose_response(table, x, ys, hue="family", logx=False, titles=None, ncols=None):
+    """One panel per measure in ``ys`` against a controlled factor ``x`` (a dose–response series).
+
+    ``table`` has one row per design cell (seed replicates averaged, with
+    ``<y>_sd`` across seeds where there are replicates): points are cell means, error
+    bars the across-seed standard deviation, one line per ``hue`` (family colours).
+    """
+    ys = list(ys)
+    ncols = ncols or min(len(ys), 3)
+    nrows = int(np.ceil(len(ys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(BOOK_WIDTH, 2.9 * nrows), squeeze=False)
+    groups = table.groupby(hue, sort=True) if hue in table else [("all", table)]
+    for ax, y, title in zip(axes.flat, ys, titles or ys):
+        for name, g in groups:
+            g = g.sort_values(x)
+            xs = np.log10(g[x].astype(float)) if logx else g[x].astype(float)
+            err = g[f"{y}_sd"] if f"{y}_sd" in g else None
+            ax.errorbar(xs, g[y].astype(float), yerr=err, marker="o", ms=4, capsize=2,
+                        color=family_color(name), label=str(name))
+        ax.set_xlabel(f"log10 {x}" if logx else x)
+        ax.set_title(title)
+    for ax in list(axes.flat)[len(ys):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_heatmap(grid, primary=None, title=None):
+    """Heatmap of r per (estimator, K) x (space, method), primary cell outlined (paper App. G).
+
+    ``grid``: :func:`lidutils.claims.robustness_grid` rows (``space``, ``estimator``,
+    ``k``, ``method``, ``r``); ``primary``: dict with those keys of the cell to outline.
+    """
+    piv = grid.pivot_table(index=["estimator", "k"], columns=["space", "method"], values="r")
+    fig, ax = plt.subplots(figsize=(BOOK_WIDTH, 0.9 + 0.28 * len(piv)))
+    sns.heatmap(piv, ax=ax, cmap="RdBu_r", vmin=-1, vmax=1, center=0, annot=True, fmt=".2f",
+                annot_kws=dict(fontsize=7), cbar_kws=dict(label="r", shrink=0.6))
+    if primary is not None:
+        rows, cols = list(piv.index), list(piv.columns)
+        key_r, key_c = (primary["estimator"], primary["k"]), (primary["space"], primary["method"])
+        if key_r in rows and key_c in cols:
+            ax.add_patch(plt.Rectangle((cols.index(key_c), rows.index(key_r)), 1, 1, fill=False,
+                                       edgecolor="k", lw=2.5))
+    ax.set_ylabel("estimator, K")
+    ax.set_xlabel("space, correlation")
+    ax.set_title(title or "")
+    fig.tight_layout()
+    return ax
+
+
+def per_subject(records, ax=None, title="per-subject r (95 % CI)"):
+    """Per-subject correlation records (``subject``, ``roi``, ``r``, CI) as points with error bars.
+
+    Works for any number of regions (one is fine) and subjects; regions are offset
+    side by side and coloured by :data:`VERDICT_COLORS`-independent region colours.
+    """
+    import pandas as pd
+
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.4))[1]
+    df = pd.DataFrame(records)
+    if df.empty:
+        ax.set_title("no per-subject records")
+        return ax
+    rois = list(dict.fromkeys(df["roi"]))
+    width = 0.6 / max(1, len(rois))
+    subjects = sorted(df["subject"].unique())
+    pos = {s: i for i, s in enumerate(subjects)}
+    for j, (roi, g) in enumerate(df.groupby("roi", sort=False)):
+        x = np.array([pos[s] for s in g["subject"]]) + (j - (len(rois) - 1) / 2) * width
+        ax.errorbar(x, g["r"], yerr=[g["r"] - g["ci_low"], g["ci_high"] - g["r"]], fmt="o", ms=4,
+                    capsize=2, color=sns.color_palette(n_colors=len(rois))[j], label=str(roi))
+    ax.set_xticks(range(len(subjects)))
+    ax.set_xticklabels([str(s) for s in subjects])
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("subject")
+    ax.set_ylabel("r")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return ax
+
+
+def training_curves(df, x, y, hue="family", units="model", ax=None, title=None):
+    """One line per network (``units``) of ``y`` against ``x`` (e.g. LID over epochs), coloured by ``hue``."""
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.6))[1]
+    sns.lineplot(data=df, x=x, y=y, units=units, estimator=None, hue=hue, alpha=0.5, ax=ax,
+                 palette=family_palette(df[hue]) if hue in df else None)
+    ax.set_title(title or f"{y} over {x}, one line per network")
+    return ax
+
+
+def power_curves(table, ax=None):
+    """Power of the decision rule against the number of units, one line per true r (r = 0: false positives)."""
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.8))[1]
+    sns.lineplot(data=table, x="n_models", y="power", hue="r_true", marker="o", palette="viridis", ax=ax)
+    ax.axhline(0.8, ls="--", color="grey", lw=0.8)
+    ax.axhline(0.025, ls=":", color="red", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ticks = sorted(table["n_models"].unique())
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.set_xlabel("number of units")
+    ax.set_ylabel('P(verdict = "replicated")')
+    ax.set_title("Power of the claim decision rule (r = 0: false-positive rate)")
+    return ax

@@ -81,6 +81,7 @@ __all__ = [
     "make_world",
     "generalization_score",
     "claim_analysis",
+    "world_population",
     "TARGETS",
     "DIMENSIONS",
 ]
@@ -388,101 +389,89 @@ TARGETS = {"brain_rsa": "C2", "model_alignment": "C1", "generalization": "C3"}
 DIMENSIONS = ("lid", "lid_global", "participation_ratio")
 
 
-def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000,
-                   n_perm=10000, seed=0, mknn_k=10, dims=DIMENSIONS, targets=tuple(TARGETS),
-                   device="auto"):
-    """Run the claim notebooks' analysis on a :class:`World`.
+def world_population(world):
+    """A :class:`World` as a :class:`lidutils.population.Population` (group ``"world"``).
 
-    Per model (one row of ``table``):
+    Each model is its own unit; its generalization is the ``accuracy``; its ground
+    truth (``nuisance``, ``corruption``, ``spectrum``) is in ``members``; the
+    representations serve as both evaluation and probe embeddings; the subjects'
+    RDMs are the brain data (region ``"brain"``). This is how the validation
+    chapter sends a world through the claim notebooks' own functions
+    (:mod:`lidutils.claims`).
+    """
+    import pandas as pd
 
-    - ``lid``: mean local intrinsic dimension ``lid_mle(X, k).mean()`` (small ``k``);
-    - ``lid_global``: the same at ``k_global`` (default ``n_stimuli // 4``), the
-      large-K "global" LID of claim C4;
-    - ``participation_ratio`` and the other :func:`lidutils.global_dim.global_dims`
-      measures (``effective_rank``, ``pca_n90``, ``twonn``);
-    - ``brain_rsa``: :func:`lidutils.alignment.rsa` of the model RDM
-      (:func:`lidutils.alignment.rdm`, correlation distance) with the mean brain RDM;
-    - ``model_alignment``: mean mutual k-NN alignment (``mknn_k`` neighbours) with
-      every other model (:func:`lidutils.alignment.alignment_matrix`);
+    from .population import Population
+
+    names = world.model_names
+    members = pd.DataFrame(index=pd.Index(names, name="member"))
+    members["group"] = "world"
+    members["family"] = "simulated"
+    members["pretrained"] = True
+    members["n_params"] = float("nan")
+    members["accuracy"] = world.generalization_array()
+    members["accuracy_kind"] = "cross-validated decoding accuracy (simulated)"
+    members["design"] = names
+    for t, v in world.truth.items():
+        members[t] = np.asarray(v, dtype=float)
+    return Population(members, dict(world.representations), dict(world.representations),
+                      {"world": f"{world.params['n_stimuli']} simulated stimuli"},
+                      brain={"brain": world.brain_rdms})
+
+
+def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000, n_perm=10000, seed=0,
+                   metric="ridge", dims=DIMENSIONS, targets=tuple(TARGETS), device="auto", space="pca300"):
+    """Run the claim notebooks' analysis on a :class:`World`, through the notebooks' own functions.
+
+    The world becomes a population (:func:`world_population`) and is measured and
+    correlated by :mod:`lidutils.claims` exactly as a real population is:
+
+    - ``lid``: mean Levina–Bickel LID at ``k`` in the analysis ``space``
+      (:func:`lidutils.measures.lid_table`);
+    - ``lid_global``: the same at ``k_global`` (default ``n_stimuli // 4``);
+    - ``participation_ratio`` and the other global measures
+      (:func:`lidutils.measures.global_table`);
+    - ``brain_rsa``: RSA with each subject's RDM, averaged over subjects
+      (:func:`lidutils.measures.brain_long`);
+    - ``model_alignment``: mean alignment with the other models (``metric``, the
+      notebooks' ridge R² by default; :func:`lidutils.measures.partner_scores`);
     - ``generalization``: the world's held-out decoding accuracy;
     - ground truth ``nuisance``, ``corruption``, ``spectrum``.
 
-    Then :func:`lidutils.stats.corr` of each dimension measure (``lid``,
-    ``lid_global``, ``participation_ratio``) with each target (:data:`TARGETS`),
-    and its :func:`lidutils.stats.verdict` against the paper's sign (-1).
-
-    Parameters
-    ----------
-    world : World
-    k : int, default=10
-        Local neighbourhood size.
-    k_global : int, optional
-    method, n_boot, n_perm, seed
-        Passed to :func:`lidutils.stats.corr`.
-    mknn_k : int, default=10
-    dims : tuple of str
-        Dimension measures to correlate (subset of ``DIMENSIONS``); the global
-        measures are computed only when one of them is asked for.
-    targets : tuple of str
-        Targets to correlate with (subset of :data:`TARGETS`).
-    device : {"auto", "cpu", "cuda"}
+    Each dimension measure is correlated with each target by
+    :func:`lidutils.claims.correlate` (the record of the results files, with its
+    :func:`lidutils.stats.verdict`).
 
     Returns
     -------
     dict
-        ``table``: pandas DataFrame indexed by model; ``corr``: nested dict
-        ``corr[dimension][target]`` = corr result (``r, ci_low, ci_high, p, n, ...``)
-        plus its ``verdict``.
+        ``table`` (DataFrame indexed by model), ``corr[dimension][target]`` = record,
+        ``k``, ``k_global``.
     """
-    import warnings
-
-    import pandas as pd
-
-    from .alignment import alignment_matrix, rdm, rsa
-    from .global_dim import global_dims
-    from .lid import lid_mle
-    from .stats import corr, verdict
+    from . import claims as C
+    from .measures import lid_col
 
     if not isinstance(world, World):
         raise ValueError(f"world must be a lidutils.simulate.World (make_world), got {type(world)}.")
     bad = [d for d in dims if d not in DIMENSIONS] + [t for t in targets if t not in TARGETS]
     if bad:
         raise ValueError(f"unknown dims/targets {bad}; dims from {DIMENSIONS}, targets from {tuple(TARGETS)}.")
-    names = world.model_names
     N = world.brain_rdms.shape[1]
-    want_global = "participation_ratio" in dims
     k_global = max(k + 1, N // 4) if k_global is None else int(k_global)
-    brain = world.brain_rdm
-    if "model_alignment" in targets:
-        mm = alignment_matrix(world.representations, "mutual_knn", k=mknn_k, device=device).to_numpy()
-    off = ~np.eye(len(names), dtype=bool)
-    rows = []
-    for i, m in enumerate(names):
-        X = world.representations[m]
-        row = dict(model=m, lid=float(lid_mle(X, k, device=device).mean()))
-        if "lid_global" in dims:
-            row["lid_global"] = float(lid_mle(X, k_global, device=device).mean())
-        if want_global:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # spectrum_alpha: few usable ranks at small N, D
-                g = global_dims(X, alpha_ranks=(2, max(3, min(X.shape) // 2)), device=device)
-            row.update({key: g[key] for key in ("participation_ratio", "effective_rank", "pca_n90", "twonn")})
-        if "brain_rsa" in targets:
-            row["brain_rsa"] = float(rsa(rdm(X, device=device), brain))
-        if "model_alignment" in targets:
-            row["model_alignment"] = float(mm[i][off[i]].mean())
-        row["generalization"] = world.generalization[m]
-        row.update({t: float(v[i]) for t, v in world.truth.items()})
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("model")
+    study = C.from_population(world_population(world), method=method, n_boot=n_boot, n_perm=n_perm,
+                              seed=seed, device=device, space=space)
+    name = next(iter(study.populations))
+    t = study.table(name, ks=(k, k_global), global_dims="participation_ratio" in dims,
+                    align=(metric,) if "model_alignment" in targets else (),
+                    brain="brain_rsa" in targets)
+    table = t.rename(columns={lid_col(k): "lid", lid_col(k_global): "lid_global", metric: "model_alignment",
+                              "rsa_brain": "brain_rsa", "accuracy": "generalization"})
     results = {}
     for dim in dims:
         results[dim] = {}
         for target in targets:
             if np.ptp(table[dim]) == 0 or np.ptp(table[target]) == 0:
                 continue  # a constant column has no correlation (e.g. PR held fixed)
-            res = corr(table[dim], table[target], method=method, n_boot=n_boot,
-                       n_perm=n_perm, seed=seed)
-            res["verdict"] = verdict(res, expected_sign=-1)
-            results[dim][target] = res
+            results[dim][target] = study.correlate(TARGETS[target], table, dim, target, population=name,
+                                                   k=k if dim == "lid" else None)
     return dict(table=table, corr=results, k=k, k_global=k_global)

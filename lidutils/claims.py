@@ -1,0 +1,1011 @@
+"""The claim analyses: one function per block a claim notebook runs.
+
+A claim notebook reads like the paper: a sentence, one call of this module, a
+figure or a table. Everything that decides a verdict lives here (and is
+unit-tested on small synthetic populations); the notebooks hold narrative only.
+The validation chapter runs the synthetic worlds of :mod:`lidutils.simulate`
+through the same functions, so it certifies the code that produces the verdicts.
+
+The study
+---------
+:func:`setup` turns a notebook's parameters into a :class:`Study`: the population
+(:func:`lidutils.population.build_population`), its **analysis populations**
+(:func:`analysis_populations`: pre-declared, in priority order) and the
+correlation settings. ``Study.table`` measures one analysis population
+(:mod:`lidutils.measures`) and returns one row per **unit**: a design cell of the
+zoo (seed replicates averaged, :func:`lidutils.measures.cell_means`) or a model.
+
+The paper's method (:data:`lidutils.paper.PROTOCOL`)
+----------------------------------------------------
+Top-300-PC space fitted on an 80 % split (``space="pca300"``); K = 50 for
+model–model alignment and generalization, K = 1000 for the brain where the
+stimulus set allows it, otherwise the largest K of the sweep below N/4
+(:func:`paper_k`, stated in every record); Pearson first, Spearman alongside;
+ridge R² over all pairs, both directions averaged.
+
+Records
+-------
+:func:`correlate` returns one record (the fields of the results files): r, 95 %
+bootstrap CI, permutation p, n and its unit, whether the CI excludes 0 and the
+paper's value, power at the paper's value and at r = −0.3 / −0.5, the verdict from
+:func:`lidutils.stats.verdict` (it always agrees with the CI), and the members.
+:func:`finalize` marks the pre-declared primary and Holm-adjusts the secondaries'
+p within a claim.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import measures as M
+from . import paper as PAPER
+from . import stats as S
+from .measures import lid_col  # noqa: F401  (notebooks: C.lid_col)
+
+#: Parameters shared by every claim notebook, with their defaults (the notebooks'
+#: parameters cells must agree: tests/test_claims.py checks it).
+SHARED_DEFAULTS = dict(
+    tier="offline", zoo_grid="controlled", models=None,
+    controls=["random:tf_efficientnet_lite0", "random:mobilenetv2_100"], n_images=500,
+    space="pca300", n_pcs=300, method="pearson", n_boot=2000, n_perm=10000, seed=0,
+    device="auto", cache_dir="data/cache", out_dir="results", data_dir=None, nsd_root=None,
+)
+#: Notebook-specific parameters (name -> default), recorded with the shared ones.
+NOTEBOOK_DEFAULTS = {
+    "01_generalization": {},
+    "02_model_model": {"k_align": 10},
+    "03_model_brain": {"rois": None, "rdm_npz": None, "image_dir": None, "rsa_method": "spearman",
+                       "nsd_subjects": [1]},
+    "04_scaling": {},
+    "05_local_vs_global": {},
+    "population": {},
+}
+#: The K sweep of every r-vs-K curve (clipped below N/4 per population; N/4 itself is added).
+K_SWEEP = (5, 10, 20, 50, 100, 200, 500, 1000)
+GLOBAL_FRACTION = 0.25  # LID at K >= N/4 counts as a global measure (C4)
+MIN_N = 4
+
+
+def parameters(namespace, notebook):
+    """Every parameter of ``notebook`` taken from its namespace (for the results file).
+
+    ``namespace`` is the notebook's ``globals()``; the names are
+    :data:`SHARED_DEFAULTS` plus ``NOTEBOOK_DEFAULTS[notebook]``, so a results file
+    records every parameter that can change it without anything typed by hand.
+    """
+    if notebook not in NOTEBOOK_DEFAULTS:
+        raise ValueError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_DEFAULTS)}.")
+    names = list(SHARED_DEFAULTS) + list(NOTEBOOK_DEFAULTS[notebook])
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise ValueError(f"{notebook}: the parameters cell lacks {missing}; define them there.")
+    return {n: namespace[n] for n in names}
+
+
+def notebook_parameter_defaults(path):
+    """``{name: default}`` of the cell tagged ``parameters`` of a notebook file (parsed, not run)."""
+    nb = json.loads(Path(path).read_text())
+    for cell in nb["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    raise ValueError(f"{path}: no cell tagged 'parameters'.")
+
+
+# ----------------------------------------------------------------------------- populations
+def analysis_populations(members, min_n=3):
+    """Pre-declared analysis populations, in priority order: name -> member list.
+
+    Zoo groups (one per training set, e.g. ``zoo-fmnist``):
+
+    - ``"<group>: clean, converged"`` — final checkpoints, clean labels, passing the
+      convergence rule; the unit is the design cell (seeds averaged). The first zoo
+      group's is the primary population of C1, C3–C6;
+    - ``"<group>: clean, final epoch"`` — the same without the convergence rule (listed
+      only when it differs: some network did not converge);
+    - ``"<group>: label-noise series"`` — final checkpoints of the label-noise series
+      (noise 0 / 0.2 / 0.4 at fixed architecture);
+    - ``"<group>: under-trained"`` — the same clean networks at their first saved epoch.
+
+    Natural-image models: ``"ImageNet models"`` (pretrained; accuracy = published
+    top-1) and ``"ImageNet models + random controls"``. Paper tier: ``"paper models"``.
+    Sets with fewer than ``min_n`` members, or identical to an earlier set, are dropped.
+    """
+    sets = {}
+    for grp in pd.unique(members["group"]):
+        m = members[members["group"] == grp]
+        if str(grp).startswith("zoo"):
+            clean = m["label_noise"].fillna(0).eq(0) if "label_noise" in m else pd.Series(True, m.index)
+            conv = m["converged"].fillna(False).astype(bool) if "converged" in m else pd.Series(True, m.index)
+            first = m["epoch"] == m.groupby("model")["epoch"].transform("min")
+            sets[f"{grp}: clean, converged"] = m.index[m["final"] & clean & conv]
+            sets[f"{grp}: clean, final epoch"] = m.index[m["final"] & clean]
+            noise = m["in_noise"].fillna(False).astype(bool) if "in_noise" in m else ~clean
+            sets[f"{grp}: label-noise series"] = m.index[m["final"] & noise]
+            sets[f"{grp}: under-trained"] = m.index[first & ~m["final"] & clean]
+        elif grp == "imagenet":
+            sets["ImageNet models"] = m.index[m["pretrained"].astype(bool)]
+            sets["ImageNet models + random controls"] = m.index
+        else:
+            sets[f"{grp} models"] = m.index
+    out, seen = {}, set()
+    for k, v in sets.items():
+        key = tuple(sorted(v))
+        if len(v) >= min_n and key not in seen:
+            out[k] = list(v)
+            seen.add(key)
+    return out
+
+
+def primary_population(populations):
+    """The pre-declared primary population: the first zoo ``clean, converged`` set.
+
+    When no network of a zoo passed the convergence rule (e.g. the few-epoch smoke
+    grid), its ``clean, final epoch`` set; else the first population.
+    """
+    for suffix in ("clean, converged", "clean, final epoch"):
+        for name in populations:
+            if name.endswith(suffix):
+                return name
+    return next(iter(populations))
+
+
+def paper_k(claim, n_stimuli):
+    """K of a claim's primary analysis for ``n_stimuli`` points (stated in each record).
+
+    The paper's K (:data:`lidutils.paper.PAPER`: 50, or 1000 for the brain) when it
+    lies below ``n_stimuli / 4``; otherwise the largest K of :data:`K_SWEEP` below
+    ``n_stimuli / 4`` (a K at or above N/4 is a global measure, see :func:`k_grid`).
+    """
+    k = int(PAPER.PAPER[claim].get("k") or PAPER.PROTOCOL["k_model"])
+    allowed = [kk for kk in K_SWEEP if kk < GLOBAL_FRACTION * n_stimuli]
+    if not allowed:
+        raise ValueError(f"{n_stimuli} stimuli are too few for a local K (need > {4 * K_SWEEP[0]}).")
+    return k if k in allowed else max(allowed)
+
+
+def k_grid(n_stimuli):
+    """The r-vs-K sweep for ``n_stimuli`` points: K of :data:`K_SWEEP` below N/4, then K = N/4 (global)."""
+    local = [k for k in K_SWEEP if k < GLOBAL_FRACTION * n_stimuli]
+    return local + [k_global(n_stimuli)]
+
+
+def k_global(n_stimuli):
+    """The large-K "global" LID of claim C4: K = floor(N/4)."""
+    return int(GLOBAL_FRACTION * n_stimuli)
+
+
+# ----------------------------------------------------------------------------- study
+@dataclass
+class Study:
+    """A population, its analysis populations and the correlation settings of one notebook run."""
+
+    params: dict
+    pop: object
+    populations: dict
+    corr_kw: dict = field(default_factory=dict)
+
+    @property
+    def cache_dir(self):
+        return self.params.get("cache_dir")
+
+    @property
+    def device(self):
+        return self.params.get("device", "auto")
+
+    def n_stimuli(self, name):
+        """Number of evaluation stimuli of an analysis population."""
+        return int(self.pop.eval_reps[self.populations[name][0]].shape[0])
+
+    def reps(self, name, which="eval"):
+        src = self.pop.eval_reps if which == "eval" else self.pop.probe_reps
+        return {m: src[m] for m in self.populations[name]}
+
+    def members(self, name):
+        return self.pop.members.loc[self.populations[name]]
+
+    # --- measurements (per member) ---------------------------------------------------
+    def lid(self, name, ks, estimators=("mle",), space=None, which="eval"):
+        """:func:`lidutils.measures.lid_table` of one analysis population."""
+        space = space or self.params.get("space", "pca300")
+        return M.lid_table(self.reps(name, which), ks, estimators=estimators, space=space,
+                           n_pcs=self.params.get("n_pcs", 300), seed=self.params.get("seed", 0),
+                           device=self.device, cache_dir=self.cache_dir)
+
+    def global_dims(self, name, space=None):
+        space = space or self.params.get("space", "pca300")
+        return M.global_table(self.reps(name), space=space, n_pcs=self.params.get("n_pcs", 300),
+                              seed=self.params.get("seed", 0), device=self.device, cache_dir=self.cache_dir)
+
+    def alignment(self, name, metric="ridge"):
+        """(matrix, partner scores) of one analysis population (:func:`lidutils.measures.partner_scores`)."""
+        mat = M.alignment_matrix(self.reps(name), metric=metric, n_pcs=self.params.get("n_pcs", 300),
+                                 k=self.params.get("k_align", 10), seed=self.params.get("seed", 0),
+                                 device=self.device, cache_dir=self.cache_dir)
+        return mat, M.partner_scores(mat, self.pop.members)
+
+    def brain(self, name=None):
+        """Long table of model–brain scores (model, roi, subject, score) of a population (or all)."""
+        names = self.populations[name] if name else list(self.pop.probe_reps)
+        long = self.pop.brain_scores
+        if long is None:
+            long = M.brain_long({m: self.pop.probe_reps[m] for m in names}, self.pop.brain,
+                                method=self.params.get("rsa_method", "spearman"), device=self.device)
+        return long[long["model"].isin(names)]
+
+    # --- the unit table --------------------------------------------------------------
+    def table(self, name, ks=(), estimators=("mle",), space=None, global_dims=False, align=(),
+              brain=False):
+        """One row per unit (design cell or model) of an analysis population, with the measures asked for.
+
+        Columns: the members' metadata (``accuracy``, ``family``, ``n_params``, ...),
+        ``log10_params``, LID columns ``<est>_k<K>`` and ``twonn`` (if ``ks``), global
+        measures (``global_dims``), ``<metric>`` / ``<metric>_balanced`` partner
+        alignment for each metric in ``align``, ``rsa_<roi>`` (subject-mean) if
+        ``brain``; numeric columns averaged over seed replicates, with ``<col>_sd``,
+        ``n_seeds`` and ``members``.
+        """
+        t = self.members(name).copy()
+        t["log10_params"] = np.log10(t["n_params"].astype(float))
+        if "n_train" in t:
+            t["log10_n_train"] = np.log10(t["n_train"].astype(float))
+        if len(ks):
+            t = t.join(self.lid(name, ks, estimators, space))
+        if global_dims:
+            t = t.join(self.global_dims(name, space))
+        for metric in align:
+            _, sc = self.alignment(name, metric)
+            t = t.join(sc.rename(columns={"mean_partner": metric, "family_balanced": f"{metric}_balanced"}))
+        if brain:
+            b = self.brain(name).groupby(["model", "roi"])["score"].mean().unstack("roi")
+            t = t.join(b.add_prefix("rsa_"))
+        return M.cell_means(t)
+
+    def correlate(self, claim, table, x, y, *, population, role="secondary", method=None, **kw):
+        """:func:`correlate` with this study's bootstrap / permutation settings."""
+        return correlate(claim, table, x, y, population=population, role=role,
+                         method=method or self.params.get("method", "pearson"),
+                         n_boot=self.params.get("n_boot", 2000), n_perm=self.params.get("n_perm", 10000),
+                         seed=self.params.get("seed", 0), space=kw.pop("space", self.params.get("space")),
+                         **kw)
+
+
+def setup(params, include=("zoo", "imagenet")):
+    """Build the :class:`Study` of a notebook from its parameters (:func:`parameters`)."""
+    from .population import build_population
+
+    pop = build_population(
+        tier=params["tier"], zoo_grid=params["zoo_grid"], models=params["models"],
+        controls=params["controls"], n_images=params["n_images"], cache_dir=params["cache_dir"],
+        device=params["device"], data_dir=params["data_dir"], nsd_root=params["nsd_root"],
+        include=include, rdm_npz=params.get("rdm_npz"), image_dir=params.get("image_dir"),
+        rois=params.get("rois"))
+    return Study(dict(params), pop, analysis_populations(pop.members))
+
+
+def from_population(pop, **params):
+    """A :class:`Study` of a ready population (e.g. a synthetic world's) with default parameters."""
+    p = dict(SHARED_DEFAULTS, cache_dir=None)
+    p.update(params)
+    return Study(p, pop, analysis_populations(pop.members))
+
+
+# ----------------------------------------------------------------------------- records
+def _unit(table):
+    return "design cells" if "n_seeds" in table and (table["n_seeds"] > 1).any() else "models"
+
+
+def correlate(claim, table, x, y, *, population, role="secondary", method="pearson", expected_sign=None,
+              paper_r="claim", space=None, k=None, estimator=None, label=None, n_boot=2000, n_perm=10000,
+              seed=0, note=""):
+    """One correlation record across the units of ``table`` (rows with finite x and y).
+
+    Returns ``None`` when fewer than 4 units remain. The record holds the fields of
+    the results files (see the module docstring); ``expected_sign`` defaults to the
+    claim's, ``paper_r`` to the claim's paper value (``None``: no paper number).
+    """
+    sub = table[[x, y]].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
+    if len(sub) < MIN_N:
+        return None
+    info = PAPER.PAPER[claim]
+    sign = int(expected_sign if expected_sign is not None else info["expected_sign"])
+    pr = info.get("paper_r") if isinstance(paper_r, str) and paper_r == "claim" else paper_r
+    res = S.corr(sub[x].to_numpy(float), sub[y].to_numpy(float), method=method, n_boot=n_boot,
+                 n_perm=n_perm, seed=seed)
+    rec = {k_: _plain(v) for k_, v in res.items() if np.isscalar(v) or v is None}
+    n = int(res["n"])
+    rec.update(
+        claim=claim, analysis=label or f"{population}: {x} vs {y} ({method})", x=x, y=y,
+        population=population, role=role, method=method, space=space, k=k, estimator=estimator,
+        unit=_unit(table.loc[sub.index]), members=[str(m) for m in sub.index],
+        expected_sign=sign, paper_r=pr, excludes_zero=bool(S.excludes(res, 0.0)),
+        excludes_paper_value=None if pr is None else bool(S.excludes(res, pr)),
+        verdict=S.verdict(res, expected_sign=sign), p_holm=None, note=note,
+    )
+    rec.update(_powers(n, pr, sign))
+    return rec
+
+
+def _powers(n, pr, sign):
+    from .power import power_at
+
+    alts = [a * -sign for a in PAPER.POWER_ALTERNATIVES]  # -0.3/-0.5 in the claim's direction
+    power_alt = {f"{a:+.1f}": (None if n < MIN_N else float(power_at(n, a)["power"])) for a in alts}
+    power = None if pr is None or n < MIN_N else float(power_at(n, pr)["power"])
+    return dict(power=power, power_r=pr, power_at=power_alt)
+
+
+def _plain(o):
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    return o
+
+
+def both_methods(study, claim, table, x, y, *, population, role="secondary", **kw):
+    """Pearson (the paper's statistic; carries ``role``) and Spearman (secondary) records."""
+    out = []
+    for method in ("pearson", "spearman"):
+        rec = study.correlate(claim, table, x, y, population=population, method=method,
+                              role=role if method == "pearson" else "secondary", **kw)
+        if rec is not None:
+            out.append(rec)
+    return out
+
+
+def finalize(records, primary):
+    """Mark the primary record and Holm-adjust the secondaries' p-values (within one claim).
+
+    ``primary`` is the label of the pre-declared primary analysis. Returns the
+    records with the primary first; every other record gets ``role="secondary"``
+    and ``p_holm``.
+    """
+    records = [r for r in records if r is not None]
+    labels = [r["analysis"] for r in records]
+    if len(set(labels)) != len(labels):
+        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+        raise ValueError(f"analysis labels must be unique within a claim; repeated: {dup}.")
+    if primary not in labels:
+        raise ValueError(f"primary analysis {primary!r} is not among the records {labels}.")
+    head = records[labels.index(primary)]
+    rest = [r for r in records if r is not head]
+    head["role"], head["p_holm"] = "primary", None
+    adj = S.holm([r["p"] for r in rest]) if rest else []
+    for r, p in zip(rest, adj):
+        r["role"], r["p_holm"] = "secondary", float(p)
+    return [head] + rest
+
+
+def records_frame(records):
+    """Records as a compact DataFrame for display."""
+    cols = ["analysis", "method", "k", "n", "unit", "r", "ci_low", "ci_high", "p", "p_holm",
+            "excludes_paper_value", "power", "verdict"]
+    df = pd.DataFrame([r for r in records if r is not None])
+    return df[[c for c in cols if c in df]]
+
+
+# ----------------------------------------------------------------------------- K curves
+def k_curve(study, claim, name, y, ks=None, estimator="mle", table=None, method=None):
+    """Correlation of mean LID with ``y`` at every K of the sweep, and the max-over-K corrected p.
+
+    Returns ``(curve, best)``: ``curve`` a DataFrame (one row per K: ``k``, ``r``,
+    ``ci_low``, ``ci_high``, ``p``, ``n``, ``global`` = K >= N/4); ``best`` the K with
+    the largest |r| among the local K and its p corrected for the selection by
+    :func:`max_over_k_p`.
+    """
+    n_stim = study.n_stimuli(name)
+    ks = list(ks or k_grid(n_stim))
+    t = table if table is not None else study.table(name, ks=ks, estimators=(estimator,))
+    rows = []
+    for k in ks:
+        rec = study.correlate(claim, t, M.lid_col(k, estimator), y, population=name, method=method, k=k,
+                              estimator=estimator)
+        if rec is not None:
+            rows.append(dict(target=y, k=k, r=rec["r"], ci_low=rec["ci_low"], ci_high=rec["ci_high"],
+                             p=rec["p"], n=rec["n"], glob=k >= GLOBAL_FRACTION * n_stim))
+    curve = pd.DataFrame(rows)
+    local = [k for k in ks if k < GLOBAL_FRACTION * n_stim]
+    sub = t[[M.lid_col(k, estimator) for k in local] + [y]].apply(pd.to_numeric, errors="coerce").dropna()
+    best = None
+    if len(curve) and len(sub) >= MIN_N:
+        p, kbest, r = max_over_k_p(sub.iloc[:, :-1].to_numpy(), sub[y].to_numpy(),
+                                   method=method or study.params.get("method", "pearson"),
+                                   n_perm=study.params.get("n_perm", 10000), seed=study.params.get("seed", 0))
+        best = dict(target=y, k=local[kbest], r=r, p_selection_corrected=p)
+    return curve, best
+
+
+def max_over_k_p(X, y, method="pearson", n_perm=10000, seed=0):
+    """Permutation p of the best K, corrected for choosing it: max |r| over the columns.
+
+    With :math:`r_j` the correlation of column :math:`j` of ``X`` (one K each) with
+    ``y``, the statistic is :math:`T = \\max_j |r_j|`; under the null, ``y`` is
+    permuted jointly for all columns, so :math:`p = (1 + \\#\\{T^{(b)} \\ge T\\}) / (1 + B)`.
+
+    Returns ``(p, j_best, r_best)``.
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    if method == "spearman":
+        X = np.apply_along_axis(lambda c: pd.Series(c).rank().to_numpy(), 0, X)
+        y = pd.Series(y).rank().to_numpy()
+    Xz = (X - X.mean(0)) / X.std(0)
+    Xz = np.nan_to_num(Xz)
+    n = len(y)
+
+    def rs(Y):  # Y: (b, n)
+        Yz = (Y - Y.mean(1, keepdims=True)) / Y.std(1, keepdims=True)
+        return Yz @ Xz / n  # (b, n_k)
+
+    r = rs(y[None])[0]
+    j = int(np.argmax(np.abs(r)))
+    T = np.abs(r).max()
+    rng = np.random.default_rng(seed)
+    count, done = 0, 0
+    while done < n_perm:
+        b = min(2000, n_perm - done)
+        Y = np.stack([rng.permutation(y) for _ in range(b)])
+        count += int((np.abs(rs(Y)).max(1) >= T - 1e-12).sum())
+        done += b
+    return (count + 1) / (n_perm + 1), j, float(r[j])
+
+
+# ----------------------------------------------------------------------------- robustness
+def robustness_grid(study, claim, name, y, estimators=("mle", "mom", "mada"), spaces=("pca300", "raw"),
+                    methods=("pearson", "spearman"), ks=None):
+    """r of LID with ``y`` for every estimator x K x method x space (paper App. G), one row each.
+
+    TwoNN (no K) enters as one column at ``k=2``.
+    """
+    n_stim = study.n_stimuli(name)
+    ks = list(ks or k_grid(n_stim))
+    rows = []
+    for space in spaces:
+        t = study.table(name, ks=ks, estimators=estimators, space=space)
+        cols = [(est, k, M.lid_col(k, est)) for est in estimators for k in ks] + [("twonn", 2, "twonn")]
+        for est, k, col in cols:
+            for method in methods:
+                rec = study.correlate(claim, t, col, y, population=name, method=method, space=space, k=k,
+                                      estimator=est)
+                if rec is not None:
+                    rows.append(dict(space=space, estimator=est, k=k, method=method, r=rec["r"],
+                                     ci_low=rec["ci_low"], ci_high=rec["ci_high"], n=rec["n"]))
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- claim rules
+def family_records(study, claim, table, x, y, name, min_n=MIN_N, **kw):
+    """The same correlation inside each architecture family of a population (Pearson)."""
+    recs = []
+    for fam, g in table.groupby("family"):
+        rec = study.correlate(claim, g, x, y, population=f"{name} / family {fam}",
+                              label=f"{name} / family {fam}: {x} vs {y} (pearson)", **kw)
+        if rec is not None:
+            rec["family"] = str(fam)
+            recs.append(rec)
+    return recs
+
+
+def c6_verdict(per_family, min_n=5):
+    """C6: "replicated" when every family with >= ``min_n`` units is replicated (>= 2 such families).
+
+    "opposite" when one is opposite and none replicated; "inconclusive" otherwise.
+    Returns ``(verdict, reason)``.
+    """
+    big = [r for r in per_family if r["n"] >= min_n]
+    v = [r["verdict"] for r in big]
+    if len(big) >= 2 and all(x == "replicated" for x in v):
+        return "replicated", f"all {len(big)} families with >= {min_n} units replicate"
+    if "opposite" in v and "replicated" not in v:
+        return "opposite", "a family shows the opposite sign and none the paper's"
+    return "inconclusive", f"{v.count('replicated')} of {len(big)} families with >= {min_n} units replicate"
+
+
+def local_global(study, claim, name, y, table=None, estimator="mle"):
+    """C4's records for one target: local LID at the paper's K, the local estimators and the global measures.
+
+    Local: LID (``estimator``) at :func:`paper_k`, MOM at the same K, TwoNN. Global:
+    LID at K = N/4, participation ratio, effective rank, PCA-n90, spectral alpha.
+    Each global measure is compared with local LID by the dependent-correlation test
+    (:func:`lidutils.stats.compare_dependent`). Returns a dict with ``local``,
+    ``local_others``, ``globals`` and ``comparisons``.
+    """
+    n = study.n_stimuli(name)
+    k, kg = paper_k(claim if claim != "C4" else "C3", n), k_global(n)
+    t = table if table is not None else study.table(name, ks=(k, kg), estimators=(estimator, "mom"),
+                                                    global_dims=True)
+    lcol = M.lid_col(k, estimator)
+    local = study.correlate(claim, t, lcol, y, population=name, k=k, estimator=estimator,
+                            label=f"{name}: local LID (K={k}) vs {y} (pearson)", paper_r=None)
+    others = [study.correlate(claim, t, c, y, population=name, k=kk, estimator=e, paper_r=None,
+                              label=f"{name}: local {e} (K={kk}) vs {y} (pearson)")
+              for c, e, kk in ((M.lid_col(k, "mom"), "mom", k), ("twonn", "twonn", 2))]
+    gcols = [(M.lid_col(kg, estimator), f"LID at K=N/4={kg}")] + [
+        (c, c) for c in ("participation_ratio", "effective_rank", "pca_n90", "alpha")]
+    globals_, comps = [], []
+    for col, lab in gcols:
+        rec = study.correlate(claim, t, col, y, population=name, paper_r=None, expected_sign=-1,
+                              label=f"{name}: global {lab} vs {y} (pearson)")
+        if rec is None:
+            continue
+        rec["measure"] = col
+        globals_.append(rec)
+        sub = t[[lcol, col, y]].apply(pd.to_numeric, errors="coerce").dropna()
+        comps.append(dict(measure=col, **S.compare_dependent(
+            sub[y].to_numpy(), sub[lcol].to_numpy(), sub[col].to_numpy(),
+            method=study.params.get("method", "pearson"), n_boot=study.params.get("n_boot", 2000),
+            seed=study.params.get("seed", 0))))
+    return dict(local=local, local_others=[o for o in others if o is not None], globals=globals_,
+                comparisons=comps)
+
+
+def write(study, claim, records, primary, *, notebook, verdict=None, reason=None, extra=None, section=None):
+    """Finalize (primary, Holm) and write ``<out_dir>/<claim>.json`` with every parameter."""
+    from .report import write_claim
+
+    recs = finalize(records, primary)
+    return write_claim(claim, recs, out_dir=study.params.get("out_dir", "results"), primary=primary,
+                       verdict=verdict, reason=reason, parameters=study.params, extra=extra or {},
+                       notebook=notebook, section=section, tier=study.params.get("tier", "offline"))
+
+
+def premise_records(study, name):
+    """The anchors the paper's argument stands on, in one zoo population (issue 10 "premise checks").
+
+    Accuracy vs log10 parameters across the capacity series (paper: r = +0.949),
+    accuracy vs log10 training images across the data series, and mean ridge
+    alignment with the partners vs accuracy across all units ("better models align
+    more"); Pearson with CI, expected sign +1.
+    """
+    recs = []
+    pr = PAPER.paper_r("C5", "accuracy_vs_log_params")
+    for series, x, y, p in (("capacity", "log10_params", "accuracy", pr), ("data", "log10_n_train", "accuracy", None)):
+        t = series_table(study, name, series, ks=())
+        recs.append(study.correlate("C5", t, x, y, population=f"{name} / {series} series", expected_sign=1,
+                                    paper_r=p, label=f"{name} / {series} series: {y} vs {x} (pearson)"))
+    t = study.table(name, align=("ridge",))
+    recs.append(study.correlate("C1", t, "accuracy", "ridge", population=name, expected_sign=1, paper_r=None,
+                                label=f"{name}: ridge alignment vs accuracy (pearson)"))
+    return [r for r in recs if r is not None]
+
+
+def zoo_design(zoo_grid):
+    """The design tables of a book zoo (:data:`lidutils.population.ZOO_GROUPS`), one row per design cell."""
+    from .population import ZOO_GROUPS
+    from .zoo import design_table
+
+    frames = []
+    for group, grid, data in ZOO_GROUPS.get(zoo_grid, (("zoo", zoo_grid, "animal-mnist"),)):
+        d = design_table(grid)
+        frames.append(d.assign(group=group, data_set=data, n_networks=d["seeds"].map(len)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def zoo_networks(zoo_grid, cache_dir="data/cache", device="auto"):
+    """Final-epoch row of every network of a book zoo (trained if missing), with its data set."""
+    from .population import ZOO_GROUPS
+    from .zoo import train_zoo
+
+    frames = []
+    for group, grid, data in ZOO_GROUPS.get(zoo_grid, (("zoo", zoo_grid, "animal-mnist"),)):
+        t = train_zoo(grid=grid, data=data, cache_dir=Path(cache_dir) / "zoo", device=device, progress=False,
+                      num_workers=2)
+        frames.append(t[t["final"]].assign(group=group, data_set=data))
+    out = pd.concat(frames, ignore_index=True)
+    if "family" not in out:
+        out["family"] = out["arch"]
+    if "converged" not in out:
+        out["converged"] = np.nan
+    return out
+
+
+def learning_curves(networks, per_family=2):
+    """Per-epoch learning curves of ``per_family`` networks of each (data set, family): long table."""
+    from .zoo import load_learning_curve
+
+    frames = []
+    for (data, fam), g in networks.groupby(["data_set", "family"]):
+        for _, row in g.head(per_family).iterrows():
+            c = load_learning_curve(row)
+            frames.append(c.assign(network=f"{data}/{row['name']}", family=fam, data_set=data))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ----------------------------------------------------------------------------- blocks
+def lid_label(k, estimator="mle", space=None):
+    """Readable name of a LID column: ``"LID (MLE, K=50, pca300)"``."""
+    return f"LID ({estimator.upper()}, K={k}{', ' + space if space else ''})"
+
+
+def primary_analysis(study, claim, y, name=None, estimator="mle", align=(), brain=False, role="primary"):
+    """A claim's pre-declared analysis in one population: LID at the paper's K vs ``y``, Pearson and Spearman.
+
+    Measures the population over the whole K sweep (:func:`k_grid`, so the r-vs-K
+    curve needs no second search). Returns a dict with ``name``, ``k``, ``table``
+    (units), ``records`` (Pearson first) and ``label`` (the Pearson record's label,
+    the primary analysis when ``role="primary"``).
+    """
+    name = name or primary_population(study.populations)
+    n = study.n_stimuli(name)
+    k = paper_k(claim, n)
+    t = study.table(name, ks=k_grid(n), estimators=(estimator,), align=align, brain=brain)
+    space = study.params.get("space", "pca300")
+    recs = []
+    for method in ("pearson", "spearman"):
+        rec = study.correlate(claim, t, M.lid_col(k, estimator), y, population=name, method=method,
+                              role=role if method == "pearson" else "secondary", k=k, estimator=estimator,
+                              label=f"{name}: {lid_label(k, estimator, space)} vs {y} ({method})")
+        if rec is not None:
+            recs.append(rec)
+    return dict(name=name, k=k, table=t, records=recs, label=recs[0]["analysis"] if recs else None)
+
+
+def model_rdms(study, name, metric="correlation"):
+    """Each member's RDM of the brain probe images (stacked in member order)."""
+    from .rsatools import rdm
+
+    return np.stack([rdm(study.pop.probe_reps[m], metric, device=study.device) for m in study.populations[name]])
+
+
+def brain_test(study, name, method="spearman"):
+    """Can this population's brain test tell? One row per region.
+
+    Per region: the split-half reliability of the ranking of the population's units
+    across subjects (:func:`lidutils.rsatools.ranking_reliability`, Spearman–Brown),
+    and each model's RSA with the pixel and Gabor-energy RDMs of the probe images
+    partialled out (:func:`lidutils.rsatools.partial_rsa`, mean over subjects);
+    ``informative`` and its ``reason`` by :func:`lidutils.rsatools.brain_test_informative`.
+    Paper tier (encoding scores, no RDMs): reliability only.
+
+    Returns
+    -------
+    (summary DataFrame indexed by region, partial DataFrame (members x ``partial_<roi>``))
+    """
+    from . import rsatools as R
+
+    members = study.members(name)
+    long = study.brain(name)
+    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    rows, partial = [], pd.DataFrame(index=members.index)
+    base = None
+    if study.pop.brain is not None and study.pop.brain_scores is None and study.pop.probe_images is not None:
+        base = np.stack([R.pixel_rdm(study.pop.probe_images), R.gabor_rdm(study.pop.probe_images)])
+        mrdms = model_rdms(study, name)
+    for roi, g in long.groupby("roi", sort=False):
+        S = g.pivot_table(index="model", columns="subject", values="score").reindex(members.index)
+        cell = S.groupby(units.reindex(S.index).to_numpy()).mean()
+        rel = R.ranking_reliability(cell.to_numpy()) if cell.shape[1] >= 2 and len(cell) >= 3 else None
+        part = None
+        if base is not None:
+            pr = R.partial_rsa(mrdms, study.pop.brain[roi], base, method=method)
+            partial[f"partial_{roi}"] = pr["partial"].mean(1)
+            part = partial[f"partial_{roi}"].groupby(units.to_numpy()).mean().to_numpy()
+        if rel is None:
+            ok, why = False, "fewer than 2 subjects or 3 units: no ranking reliability"
+        else:
+            ok, why = R.brain_test_informative(rel, part)
+        rows.append(dict(roi=roi, n_units=len(cell), n_subjects=cell.shape[1],
+                         reliability=None if rel is None else rel["mean"],
+                         reliability_low=None if rel is None else rel["ci_low"],
+                         best_partial=None if part is None else float(np.nanmax(part)),
+                         informative=ok, reason=why))
+    return pd.DataFrame(rows).set_index("roi"), partial
+
+
+def mark_uninformative(records, test):
+    """Set the verdict of model–brain records to "uninformative" where their region's test cannot tell.
+
+    ``test`` is :func:`brain_test`'s summary; a record's region is read from its
+    ``y`` (``rsa_<roi>``, ``partial_<roi>``) or ``roi`` field.
+    """
+    for rec in records:
+        if rec is None:
+            continue
+        roi = rec.get("roi") or rec["y"].split("_", 1)[-1]
+        if roi in test.index and not bool(test.loc[roi, "informative"]):
+            rec["verdict"] = S.verdict(rec, expected_sign=rec["expected_sign"], informative=False)
+            rec["reason"] = str(test.loc[roi, "reason"])
+    return records
+
+
+def per_subject_records(study, claim, name, table, k, estimator="mle"):
+    """C7: LID vs each subject's score, per region (one record each, units of ``table``)."""
+    long = study.brain(name)
+    members = study.members(name)
+    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    recs = []
+    for (roi, s), g in long.groupby(["roi", "subject"], sort=False):
+        sc = g.set_index("model")["score"].groupby(units.reindex(g["model"]).to_numpy()).mean()
+        t = table.join(sc.rename("score_subject"))
+        rec = study.correlate(claim, t, M.lid_col(k, estimator), "score_subject", population=name, k=k,
+                              estimator=estimator, label=f"{name}: LID (K={k}) vs {roi}, subject {s} (pearson)")
+        if rec is not None:
+            rec.update(roi=str(roi), subject=int(s))
+            recs.append(rec)
+    return recs
+
+
+def c7_verdict(per_roi, comparison, per_subject, order):
+    """C7 from per-region records, the dependent-correlation test between regions, and per-subject records.
+
+    "replicated": the higher region's record replicates, its relation is significantly
+    stronger than the lower region's (CI of :math:`r_{low} - r_{high}` above 0 with
+    expected negative sign, i.e. :func:`lidutils.stats.compare_dependent` of ``|r|``
+    with its CI above 0), and most subjects show the paper's sign; "uninformative"
+    when the higher region's test cannot tell; "opposite" when the higher region's
+    record is opposite; otherwise "inconclusive". Returns ``(verdict, reason)``.
+    """
+    lo, hi = per_roi[order[0]], per_roi[order[-1]]
+    if hi["verdict"] == "uninformative":
+        return "uninformative", f"{order[-1]}: {hi.get('reason', 'the brain test cannot tell')}"
+    if hi["verdict"] == "opposite":
+        return "opposite", f"{order[-1]} shows the opposite sign"
+    subj = [r for r in per_subject if r["roi"] == order[-1]]
+    neg = sum(r["r"] < 0 for r in subj)
+    stronger = comparison is not None and comparison["ci_low"] > 0
+    if hi["verdict"] == "replicated" and stronger and neg > len(subj) / 2:
+        return "replicated", (f"{order[-1]} replicates, is significantly stronger than {order[0]}, "
+                              f"and {neg} of {len(subj)} subjects show the paper's sign")
+    return "inconclusive", (f"{order[-1]}: {hi['verdict']}; stronger than {order[0]}: "
+                            f"{'yes' if stronger else 'not significantly'}; {neg} of {len(subj)} subjects negative")
+
+
+def compare_regions(study, table, x, y_low, y_high):
+    """:func:`lidutils.stats.compare_dependent` of |r(x, high region)| vs |r(x, low region)| across units."""
+    sub = table[[x, y_low, y_high]].apply(pd.to_numeric, errors="coerce").dropna()
+    if len(sub) < MIN_N:
+        return None
+    return S.compare_dependent(sub[x].to_numpy(), sub[y_high].to_numpy(), sub[y_low].to_numpy(),
+                               method=study.params.get("method", "pearson"),
+                               n_boot=study.params.get("n_boot", 2000), seed=study.params.get("seed", 0))
+
+
+def series_table(study, name, series, ks, estimator="mle", align=(), brain=False):
+    """Units of one controlled series (``"capacity"``, ``"data"``, ``"noise"``) of a zoo population."""
+    t = study.table(name, ks=ks, estimators=(estimator,), align=align, brain=brain)
+    col = f"in_{series}"
+    if col not in t:
+        return t.iloc[:0]
+    return t[t[col].astype(bool)]
+
+
+def show_claim(claim):
+    """The claim in the paper's words, its number and setting, as Markdown (from :mod:`lidutils.paper`)."""
+    from IPython.display import Markdown
+
+    info = PAPER.claim_info(claim)
+    return Markdown(f"**Paper ({claim}).** {info['statement']}  \n**Paper's value:** {info['paper_value']}  \n"
+                    f"**Paper's setting:** {info['paper_setting']}")
+
+
+def populations_frame(study):
+    """The pre-declared analysis populations: units, networks, unit kind and stimuli, in priority order."""
+    rows = []
+    for name, members in study.populations.items():
+        m = study.pop.members.loc[members]
+        units = m["design"].nunique() if "design" in m and m["design"].notna().all() else len(m)
+        rows.append(dict(population=name, units=units, networks=len(m),
+                         unit="design cells" if units < len(m) else "models",
+                         families=", ".join(sorted(map(str, m["family"].unique()))),
+                         n_stimuli=study.n_stimuli(name)))
+    return pd.DataFrame(rows).set_index("population")
+
+
+def k_curves(study, claim, name, targets, table=None):
+    """:func:`k_curve` for several targets, one DataFrame (column ``target``)."""
+    return pd.concat([k_curve(study, claim, name, y, table=table)[0] for y in targets], ignore_index=True)
+
+
+def local_global_frame(blocks):
+    """One row per (target, measure) of :func:`local_global` blocks: r, CI, whether it predicts."""
+    rows = []
+    for y, b in blocks.items():
+        for kind, recs in (("local", [b["local"]] + b["local_others"]), ("global", b["globals"])):
+            for r in recs:
+                if r is not None:
+                    rows.append(dict(target=y, kind=kind, measure=r["analysis"].split(": ", 1)[1].rsplit(" vs ", 1)[0],
+                                     r=r["r"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=r["n"],
+                                     predicts=r["excludes_zero"]))
+    return pd.DataFrame(rows).round(3)
+
+
+def c4_verdict(block):
+    """C4's verdict for one target's :func:`local_global` block: ``(verdict, reason, comparisons)``."""
+    comps = pd.DataFrame(block["comparisons"])
+    v, why = S.c4_rule(block["local"], block["globals"], block["comparisons"])
+    return v, why, comps
+
+
+def c4_records(blocks, primary):
+    """All records of :func:`local_global` blocks, the primary target's first."""
+    order = [primary] + [y for y in blocks if y != primary]
+    recs = []
+    for y in order:
+        b = blocks[y]
+        recs += [b["local"]] + b["local_others"] + b["globals"]
+    return [r for r in recs if r is not None]
+
+
+def reference_records(study, claim, name, k, matrix, estimator="mle"):
+    """Alignment with a reference outside the correlated set (one record per reference family).
+
+    For each family F, the reference is F's most accurate network (chosen by accuracy,
+    not by the alignment being correlated); every network of the *other* families is
+    scored by its ridge alignment with it, both directions averaged,
+    :math:`(M_{a,ref} + M_{ref,a})/2`, read off the all-pairs ``matrix``; units are
+    then seed-averaged and correlated with LID. The reference's own LID is recorded.
+    """
+    members = study.members(name)
+    lids = study.lid(name, [k], (estimator,))[lid_col(k, estimator)]
+    recs = []
+    for fam, g in members.groupby("family"):
+        ref = g["accuracy"].astype(float).idxmax()
+        others = members.index[members["family"] != fam]
+        score = (matrix.loc[others, ref] + matrix.loc[ref, others]) / 2
+        t = M.cell_means(members.loc[others].join(lids).assign(ref_alignment=score))
+        rec = study.correlate(claim, t, lid_col(k, estimator), "ref_alignment", population=f"{name} without {fam}",
+                              k=k, estimator=estimator,
+                              label=f"{name}: LID vs alignment with the best {fam} (reference outside the set, pearson)")
+        if rec is not None:
+            rec.update(reference=str(ref), reference_lid=float(lids[ref]))
+            recs.append(rec)
+    return recs
+
+
+def brain_references(study):
+    """Per region: noise ceiling (lower, upper) and the pixel / Gabor baselines' mean RSA over subjects."""
+    from . import rsatools as R
+
+    if study.pop.brain is None:
+        return pd.DataFrame()
+    method = study.params.get("rsa_method", "spearman")
+    imgs = study.pop.probe_images
+    base = {"pixels": R.pixel_rdm(imgs), "gabor": R.gabor_rdm(imgs)} if imgs is not None else {}
+    rows = {}
+    for roi, rdms in study.pop.brain.items():
+        row = {}
+        if rdms.shape[0] >= 2:
+            nc = R.noise_ceiling(rdms, method=method)
+            row.update(ceiling_low=nc["lower"], ceiling_high=nc["upper"])
+        for b, B in base.items():
+            row[b] = float(R.rsa_many(B, rdms, method=method).mean())
+        rows[roi] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out["ceiling"] = list(zip(out.get("ceiling_low", np.nan), out.get("ceiling_high", np.nan)))
+    return out
+
+
+def brain_showcase(study, long, n=6):
+    """Members to show in the brain-score figure: every non-zoo model, the best and worst zoo ones."""
+    members = study.pop.members
+    top = long["roi"].iloc[-1] if len(long) else None
+    show = [m for m in long["model"].unique() if not str(members.loc[m, "group"]).startswith("zoo")]
+    prim = primary_population(study.populations)
+    if prim.startswith("zoo") and top is not None:
+        s = long[(long["roi"] == top) & long["model"].isin(study.populations[prim])].groupby("model")["score"].mean()
+        s = s.sort_values()
+        show += list(s.index[: n // 2]) + list(s.index[-(n // 2):])
+    return list(dict.fromkeys(show))
+
+
+def brain_test_frame(tests):
+    """:func:`brain_test` summaries of several populations, one row per (population, region)."""
+    frames = [s.assign(population=n) for n, (s, _) in tests.items() if len(s)]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames).reset_index().set_index(["population", "roi"])
+
+
+def cell_partial(study, name, partial):
+    """Seed-average :func:`brain_test`'s per-member partialled scores to the population's units."""
+    if partial is None or partial.empty:
+        return pd.DataFrame()
+    members = study.members(name)
+    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    return partial.groupby(units.reindex(partial.index).to_numpy()).mean()
+
+
+def lite_series(study):
+    """EfficientNet-Lite 0 → 1 → 2 (one family at three sizes): parameters, top-1 and LID at the paper's K."""
+    names = [m for m in study.pop.members.index if str(m).startswith("tf_efficientnet_lite")]
+    if not names:
+        return pd.DataFrame()
+    reps = {m: study.pop.eval_reps[m] for m in names}
+    k = paper_k("C5", next(iter(reps.values())).shape[0])
+    lids = M.lid_table(reps, [k], space=study.params.get("space", "pca300"), n_pcs=study.params.get("n_pcs", 300),
+                       seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir)
+    t = study.pop.members.loc[names, ["n_params", "accuracy"]].join(lids[[lid_col(k)]])
+    return t.sort_values("n_params")
+
+
+def epoch_table(study, name, k, estimator="mle"):
+    """LID at ``k`` of every saved checkpoint of the population's networks (one row per checkpoint)."""
+    members = study.members(name)
+    nets = set(members["model"])
+    allm = study.pop.members
+    rows = allm[(allm["group"] == members["group"].iloc[0]) & allm["model"].isin(nets)]
+    if "label_noise" in rows:
+        rows = rows[rows["label_noise"].fillna(0) == 0]
+    reps = {m: study.pop.eval_reps[m] for m in rows.index}
+    lids = M.lid_table(reps, [k], (estimator,), space=study.params.get("space", "pca300"),
+                       n_pcs=study.params.get("n_pcs", 300), seed=study.params.get("seed", 0),
+                       device=study.device, cache_dir=study.cache_dir)
+    return rows.join(lids)
+
+
+def replication_populations(study, primary, natural=("ImageNet models",)):
+    """The populations a primary analysis is repeated in: each other zoo's primary set, then ``natural``.
+
+    For every zoo group other than ``primary``'s, its ``clean, converged`` set (or
+    ``clean, final epoch`` when none converged); then the natural-image populations
+    named in ``natural`` that exist.
+    """
+    out = []
+    groups = {n.split(":")[0] for n in study.populations if n.startswith("zoo")} - {primary.split(":")[0]}
+    for g in sorted(groups):
+        sub = {n: v for n, v in study.populations.items() if n.startswith(g + ":")}
+        if sub:
+            out.append(primary_population(sub))
+    return out + [n for n in natural if n in study.populations and n != primary]
+
+
+# ----------------------------------------------------------------------------- validation
+def world_claims(world, **params):
+    """The claim chapters' analyses on a synthetic world, through the chapters' own functions.
+
+    C3 (LID vs generalization, :func:`primary_analysis` as chapter 01), C1 (LID vs
+    ridge alignment with the partners, as 02), C2 (LID vs RSA with each subject,
+    averaged, as 03) and C4's rule (:func:`local_global` + :func:`c4_verdict`, as 05)
+    on :func:`lidutils.simulate.world_population`. Returns the Pearson records
+    (with ``world`` and ``seed``), the C4 verdict and its reason.
+    """
+    from .simulate import world_population
+
+    study = from_population(world_population(world), **params)
+    tag = dict(world=world.name, seed=int(world.params["seed"]))
+    recs = []
+    for claim, y, kw in (("C3", "accuracy", {}), ("C1", "ridge", dict(align=("ridge",))),
+                         ("C2", "rsa_brain", dict(brain=True))):
+        rec = primary_analysis(study, claim, y, **kw)["records"][0]
+        recs.append({**rec, **tag})
+    name = primary_population(study.populations)
+    v, why, comps = c4_verdict(local_global(study, "C4", name, "accuracy"))
+    return dict(**tag, records=recs, c4_verdict=v, c4_reason=why)
+
+
+def validation_summary(recov, runs, power_table, attenuation, parameters):
+    """The validation chapter's results record (``results/validation.json``)."""
+    def counts(df, col="verdict"):
+        return df.groupby("claim")[col].value_counts().unstack(fill_value=0).to_dict("index")
+
+    pos, neg = recov[recov["world"] == "positive"], recov[recov["world"] == "negative"]
+    covers = (neg["ci_low"] <= 0) & (neg["ci_high"] >= 0)
+    fp = power_table[power_table["r_true"] == 0]
+    return dict(
+        parameters=parameters,
+        positive_world=dict(mean_r=pos.groupby("claim")["r"].mean().round(3).to_dict(), verdicts=counts(pos)),
+        negative_world=dict(mean_r=neg.groupby("claim")["r"].mean().round(3).to_dict(),
+                            ci_covers_zero=int(covers.sum()), of=int(len(neg))),
+        c4=[dict(world=r["world"], seed=r["seed"], verdict=r["c4_verdict"], reason=r["c4_reason"]) for r in runs],
+        power_table=power_table.to_dict("records"),
+        false_positive_rate=fp[["n_models", "power", "opposite"]].to_dict("records"),
+        attenuation=attenuation,
+    )
+
+
+def save_validation(summary, out_dir="results"):
+    """Write ``<out_dir>/validation.json`` atomically; returns the path."""
+    from .cache import save_json
+    from .report import _plain
+
+    path = Path(out_dir) / "validation.json"
+    save_json(path, _plain(summary))
+    return path
