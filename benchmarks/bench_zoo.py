@@ -11,7 +11,12 @@ fresh temporary folder when none is given) with ``--workers`` training processes
 
 - wall time per grid and in all, the number of networks, the machine's CPU count
   and its load average before, during (sampled every 10 s) and after: the machine
-  may be shared, and a load above the CPU count means the time is inflated;
+  may be shared, and a load above the CPU count means the wall time is inflated.
+  So it also reports the networks' summed process CPU time (each training process
+  is single-threaded) and the wall time this CPU time would take on ``--workers``
+  dedicated cores: the finishing time of the greedy schedule the zoo uses (seed by
+  seed, longest first, each network to the first free worker), plus the parent's
+  own CPU time (data loading, probe, table);
 - per data set and family: the final-epoch test accuracy range of the clean-label
   networks and how many networks pass the convergence rule
   (:func:`lidutils.zoo.convergence`);
@@ -70,6 +75,20 @@ def _r(x, y):
             "p": round(c["p"], 4)}
 
 
+def dedicated_wall(table, grid, workers):
+    """Finishing time of the zoo's worker schedule if each network took its measured CPU time."""
+    from lidutils.zoo import resolve_grid
+
+    cpu = table.drop_duplicates("key").set_index("key")["cpu_seconds"]
+    entries = [e for e in resolve_grid(grid) if e.key in cpu.index]
+    order = sorted(entries, key=lambda e: (e.seed, -cpu[e.key]))  # longest first within a seed
+    free = [0.0] * workers
+    for e in order:
+        i = int(np.argmin(free))
+        free[i] += float(cpu[e.key])
+    return max(free)
+
+
 def premise_checks(table):
     """Accuracy vs log params / log data / label noise, per family and pooled (design cells)."""
     cells = _cells(table[table["final"]])
@@ -122,15 +141,26 @@ def main(argv=None):
     sampler = _LoadSampler()
     sampler.start()
     t_all = time.perf_counter()
+    import resource
+
     for grid in args.grids:
-        t0 = time.perf_counter()
+        t0, self0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         table = train_zoo(grid, cache_dir=cache, device=args.device, progress=True, num_workers=args.workers)
         wall = time.perf_counter() - t0
-        res["grids"][grid] = {"wall_seconds": round(wall, 1), "n_networks": int(table["key"].nunique()),
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
+        parent_cpu = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+        cpu = table.drop_duplicates("key")["cpu_seconds"]
+        res["grids"][grid] = {"wall_seconds": round(wall, 1), "cpu_seconds_networks": round(float(cpu.sum()), 1),
+                              "parent_cpu_seconds": round(parent_cpu, 1),
+                              "wall_on_dedicated_cores_estimate": round(
+                                  dedicated_wall(table, grid, args.workers) + parent_cpu, 1),
+                              "n_networks": int(table["key"].nunique()),
                               "n_checkpoints": int(len(table)), "data_set": table["data_set"].iloc[0],
                               "families": summarise(table), "premise": premise_checks(table)}
         print(json.dumps({grid: res["grids"][grid]}, indent=1), flush=True)
     res["wall_seconds"] = round(time.perf_counter() - t_all, 1)
+    res["wall_on_dedicated_cores_estimate"] = round(sum(g["wall_on_dedicated_cores_estimate"]
+                                                        for g in res["grids"].values()), 1)
     res["loadavg_during"] = sampler.stop()
     res["loadavg_after"] = os.getloadavg()
     print(json.dumps({k: v for k, v in res.items() if k != "grids"}, indent=1))

@@ -768,7 +768,7 @@ def _lr_factor(step, total, schedule):
 
 def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, progress):
     """Train one entry, writing its checkpoints and embeddings; ``entry.json`` last."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with _deterministic(device, num_threads):
         tr_idx, y_clean, y_noisy = _train_subset(entry, data)
         torch.manual_seed(entry.seed)
@@ -845,7 +845,8 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
         "data": data.fingerprint, "data_set": data.name, "n_params": n_parameters(model),
         "embed_dim": int(model.embed_dim), "n_train": int(len(tr_idx)),
         "label_noise_actual": float((y_noisy != y_clean).mean()),
-        "epochs": epochs_out, "curve": curve, "train_seconds": time.perf_counter() - t0, "device": str(device),
+        "epochs": epochs_out, "curve": curve, "train_seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0, "device": str(device),
         "num_threads": int(num_threads or torch.get_num_threads()), "torch": torch.__version__,
         "probe_hash": probe_hash,
     }
@@ -913,7 +914,8 @@ def _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, nu
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    todo = sorted(todo, key=lambda e: -_cost(e, data))
+    # seed by seed (an interrupted run holds whole replicates), the longest networks first within a seed
+    todo = sorted(todo, key=lambda e: (e.seed, -_cost(e, data)))
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(images, labels, dataset, str(device), probe, probe_hash, num_threads,
@@ -1038,7 +1040,8 @@ def zoo_summary(cache_dir=None):
     Columns: ``member`` (``key@epoch``), ``key``, ``name``, the entry fields
     (``arch``, ``width``, ``depth``, ``data_fraction``, ``label_noise``, ``seed``,
     ``lr``, ``batch_size``, ``weight_decay``), ``epoch``, ``final`` (last saved
-    epoch), ``n_epochs_planned``, metrics (``test_acc``, ``test_loss``,
+    epoch), ``n_epochs_planned``, ``train_seconds`` and ``cpu_seconds`` (wall and
+    process CPU time of the network's whole training run), metrics (``test_acc``, ``test_loss``,
     ``eval_acc``, ``train_acc`` and ``train_loss`` on the labels trained on,
     ``train_acc_clean`` on the true labels, ``memorised_fraction`` of the
     corrupted labels, ``dead_fraction`` of penultimate units never active on the
@@ -1067,6 +1070,7 @@ def zoo_summary(cache_dir=None):
                    **m, "final": m["epoch"] == info["entry"]["epochs"][-1],
                    "n_params": info["n_params"], "embed_dim": info["embed_dim"], "n_train": info["n_train"],
                    "label_noise_actual": info["label_noise_actual"], "data": info["data"],
+                   "train_seconds": info.get("train_seconds", np.nan), "cpu_seconds": info.get("cpu_seconds", np.nan),
                    "data_set": info.get("data_set", np.nan),
                    "ckpt_path": str(stem) + ".pt", "eval_path": str(stem) + "_eval.npz",
                    "probe_path": str(probe) if probe is not None and probe.exists() else np.nan}
