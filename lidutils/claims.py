@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ast
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +44,14 @@ import pandas as pd
 
 from . import measures as M
 from . import paper as PAPER
+from . import rsatools as R
 from . import stats as S
+from . import zoo as Z
+from .cache import save_json
+from .population import ZOO_GROUPS, build_population
+from .power import power_at
+from .report import _plain, write_claim
+from .simulate import world_population
 from .measures import lid_col  # noqa: F401  (notebooks: C.lid_col)
 
 #: Parameters shared by every claim notebook, with their defaults (the notebooks'
@@ -279,7 +285,6 @@ class Study:
 
 def setup(params, include=("zoo", "imagenet")):
     """Build the :class:`Study` of a notebook from its parameters (:func:`parameters`)."""
-    from .population import build_population
 
     pop = build_population(
         tier=params["tier"], zoo_grid=params["zoo_grid"], models=params["models"],
@@ -334,20 +339,11 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
 
 
 def _powers(n, pr, sign):
-    from .power import power_at
 
     alts = [a * -sign for a in PAPER.POWER_ALTERNATIVES]  # -0.3/-0.5 in the claim's direction
     power_alt = {f"{a:+.1f}": (None if n < MIN_N else float(power_at(n, a)["power"])) for a in alts}
     power = None if pr is None or n < MIN_N else float(power_at(n, pr)["power"])
     return dict(power=power, power_r=pr, power_at=power_alt)
-
-
-def _plain(o):
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    return o
 
 
 def both_methods(study, claim, table, x, y, *, population, role="secondary", **kw):
@@ -549,7 +545,6 @@ def local_global(study, claim, name, y, table=None, estimator="mle"):
 
 def write(study, claim, records, primary, *, notebook, verdict=None, reason=None, extra=None, section=None):
     """Finalize (primary, Holm) and write ``<out_dir>/<claim>.json`` with every parameter."""
-    from .report import write_claim
 
     recs = finalize(records, primary)
     return write_claim(claim, recs, out_dir=study.params.get("out_dir", "results"), primary=primary,
@@ -579,24 +574,20 @@ def premise_records(study, name):
 
 def zoo_design(zoo_grid):
     """The design tables of a book zoo (:data:`lidutils.population.ZOO_GROUPS`), one row per design cell."""
-    from .population import ZOO_GROUPS
-    from .zoo import design_table
 
     frames = []
     for group, grid, data in ZOO_GROUPS.get(zoo_grid, (("zoo", zoo_grid, "animal-mnist"),)):
-        d = design_table(grid)
+        d = Z.design_table(grid)
         frames.append(d.assign(group=group, data_set=data, n_networks=d["seeds"].map(len)))
     return pd.concat(frames, ignore_index=True)
 
 
 def zoo_networks(zoo_grid, cache_dir="data/cache", device="auto"):
     """Final-epoch row of every network of a book zoo (trained if missing), with its data set."""
-    from .population import ZOO_GROUPS
-    from .zoo import train_zoo
 
     frames = []
     for group, grid, data in ZOO_GROUPS.get(zoo_grid, (("zoo", zoo_grid, "animal-mnist"),)):
-        t = train_zoo(grid=grid, data=data, cache_dir=Path(cache_dir) / "zoo", device=device, progress=False,
+        t = Z.train_zoo(grid=grid, data=data, cache_dir=Path(cache_dir) / "zoo", device=device, progress=False,
                       num_workers=2)
         frames.append(t[t["final"]].assign(group=group, data_set=data))
     out = pd.concat(frames, ignore_index=True)
@@ -609,12 +600,11 @@ def zoo_networks(zoo_grid, cache_dir="data/cache", device="auto"):
 
 def learning_curves(networks, per_family=2):
     """Per-epoch learning curves of ``per_family`` networks of each (data set, family): long table."""
-    from .zoo import load_learning_curve
 
     frames = []
     for (data, fam), g in networks.groupby(["data_set", "family"]):
         for _, row in g.head(per_family).iterrows():
-            c = load_learning_curve(row)
+            c = Z.load_learning_curve(row)
             frames.append(c.assign(network=f"{data}/{row['name']}", family=fam, data_set=data))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -650,9 +640,8 @@ def primary_analysis(study, claim, y, name=None, estimator="mle", align=(), brai
 
 def model_rdms(study, name, metric="correlation"):
     """Each member's RDM of the brain probe images (stacked in member order)."""
-    from .rsatools import rdm
 
-    return np.stack([rdm(study.pop.probe_reps[m], metric, device=study.device) for m in study.populations[name]])
+    return np.stack([R.rdm(study.pop.probe_reps[m], metric, device=study.device) for m in study.populations[name]])
 
 
 def brain_test(study, name, method="spearman"):
@@ -669,7 +658,6 @@ def brain_test(study, name, method="spearman"):
     -------
     (summary DataFrame indexed by region, partial DataFrame (members x ``partial_<roi>``))
     """
-    from . import rsatools as R
 
     members = study.members(name)
     long = study.brain(name)
@@ -743,7 +731,7 @@ def c7_verdict(per_roi, comparison, per_subject, order):
     when the higher region's test cannot tell; "opposite" when the higher region's
     record is opposite; otherwise "inconclusive". Returns ``(verdict, reason)``.
     """
-    lo, hi = per_roi[order[0]], per_roi[order[-1]]
+    hi = per_roi[order[-1]]
     if hi["verdict"] == "uninformative":
         return "uninformative", f"{order[-1]}: {hi.get('reason', 'the brain test cannot tell')}"
     if hi["verdict"] == "opposite":
@@ -862,7 +850,6 @@ def reference_records(study, claim, name, k, matrix, estimator="mle"):
 
 def brain_references(study):
     """Per region: noise ceiling (lower, upper) and the pixel / Gabor baselines' mean RSA over subjects."""
-    from . import rsatools as R
 
     if study.pop.brain is None:
         return pd.DataFrame()
@@ -967,7 +954,6 @@ def world_claims(world, **params):
     on :func:`lidutils.simulate.world_population`. Returns the Pearson records
     (with ``world`` and ``seed``), the C4 verdict and its reason.
     """
-    from .simulate import world_population
 
     study = from_population(world_population(world), **params)
     tag = dict(world=world.name, seed=int(world.params["seed"]))
@@ -1003,8 +989,6 @@ def validation_summary(recov, runs, power_table, attenuation, parameters):
 
 def save_validation(summary, out_dir="results"):
     """Write ``<out_dir>/validation.json`` atomically; returns the path."""
-    from .cache import save_json
-    from .report import _plain
 
     path = Path(out_dir) / "validation.json"
     save_json(path, _plain(summary))

@@ -374,8 +374,9 @@ def load_rdm_dataset(path, image_dir, roi=None, categories=None):
     Parameters
     ----------
     path : str or Path
-        ``.npz`` file with key ``rdms``: (n_subjects, N, N) or (N, N),
-        symmetric with zero diagonal.
+        ``.npz`` file with key ``rdms``: (n_subjects, N, N) or (N, N), symmetric with
+        zero diagonal; or, for several regions, keys ``rdms_<region>`` (lower area
+        first, in the file's order).
     image_dir : str or Path
         Folder with exactly N image files; image i is the i-th file in sorted
         name order.
@@ -388,16 +389,22 @@ def load_rdm_dataset(path, image_dir, roi=None, categories=None):
     -------
     Bunch
         ``images`` (uint8 (N, H, W, 3) when all images have the same size, else a
-        list of uint8 arrays), ``image_paths``, ``rdms``, ``categories``, ``roi``,
-        ``description``.
+        list of uint8 arrays), ``image_paths``, ``rdms`` (the first region),
+        ``regions`` ({region: rdms}), ``categories``, ``roi``, ``description``.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"RDM file {str(path)!r} does not exist.")
     with np.load(path, allow_pickle=False) as z:
-        if "rdms" not in z.files:
-            raise ValueError(f"{str(path)!r} has no key 'rdms' (keys: {z.files}); save it with np.savez(path, rdms=R).")
-        rdms = _check_rdms(z["rdms"], name="rdms")
+        keys = ["rdms"] if "rdms" in z.files else [k for k in z.files if k.startswith("rdms_")]
+        if not keys:
+            raise ValueError(f"{str(path)!r} has no key 'rdms' nor 'rdms_<region>' (keys: {z.files}); save it "
+                             "with np.savez(path, rdms=R) or, for several regions, np.savez(path, rdms_V1=R1, rdms_IT=R2).")
+        regions = {(roi or "user") if k == "rdms" else k[5:]: _check_rdms(z[k], name=k) for k in keys}
+    rdms = next(iter(regions.values()))
+    shapes = {r.shape[1:] for r in regions.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"{str(path)!r}: the regions' RDMs differ in size {sorted(shapes)}; all must use the same images.")
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ValueError(f"image folder {str(image_dir)!r} does not exist.")
@@ -414,7 +421,8 @@ def load_rdm_dataset(path, image_dir, roi=None, categories=None):
         categories = pd.read_csv(categories)
     if categories is not None and len(categories) != N:
         raise ValueError(f"categories has {len(categories)} rows, expected one per image ({N}).")
-    return Bunch(images=images, image_paths=image_paths, rdms=rdms, categories=categories,
-                 roi=roi, description=f"RDM data set from {path.name}: {rdms.shape[0]} subject(s), {N} images.")
+    return Bunch(images=images, image_paths=image_paths, rdms=rdms, regions=regions, categories=categories,
+                 roi=roi, description=f"RDM data set from {path.name}: {len(regions)} region(s), "
+                                      f"{rdms.shape[0]} subject(s), {N} images.")
 
 

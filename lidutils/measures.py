@@ -40,8 +40,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import alignment as A
+from . import lid as L
 from ._validation import duplicate_rows
+from .alignment import _check_ridge_args, _fold_pcs, _outer_folds
 from .cache import hash_key, load_npz, save_npz
+from .global_dim import global_dims
+from .neighbors import knn
+from .ridge import pca_fit_transform, r2_weighted, ridge_cv_predict, ridge_predict
+from .rsatools import rdm, rsa_many
 
 SPACES = ("pca300", "raw")
 ESTIMATORS = ("mle", "mom", "mada")
@@ -107,7 +114,6 @@ def project(X, space="pca300", n_pcs=300, train_fraction=TRAIN_FRACTION, seed=0,
     -------
     ndarray (N, q) or (N, D), float64
     """
-    from .ridge import pca_fit_transform
 
     X = np.asarray(X, dtype=np.float64)
     if space == "raw":
@@ -151,8 +157,6 @@ def lid_table(reps, ks, estimators=("mle",), space="pca300", n_pcs=300, seed=0, 
     -------
     DataFrame (members x [``<est>_k<K>`` ..., ``twonn``, ``n_duplicates``])
     """
-    from . import lid as L
-    from .neighbors import knn
 
     ks = sorted({int(k) for k in ks})
     bad = [e for e in estimators if e not in ESTIMATORS]
@@ -197,7 +201,6 @@ def global_table(reps, space="pca300", n_pcs=300, seed=0, device="auto", cache_d
     representation; the spectral exponent is fitted over :func:`alpha_ranks`.
     (TwoNN, a two-neighbour estimator, is local and lives in :func:`lid_table`.)
     """
-    from .global_dim import global_dims
 
     def compute():
         rows = {}
@@ -228,8 +231,6 @@ def ridge_matrix(reps, n_pcs=300, n_folds=5, seed=0, inner_folds=5, device="auto
     -------
     DataFrame (n, n); ``attrs["note"]`` states the convention.
     """
-    from .alignment import _check_ridge_args, _fold_pcs, _outer_folds
-    from .ridge import r2_weighted, ridge_cv_predict, ridge_predict
 
     names = list(reps)
 
@@ -269,7 +270,6 @@ def ridge_matrix(reps, n_pcs=300, n_folds=5, seed=0, inner_folds=5, device="auto
 
 def alignment_matrix(reps, metric="ridge", n_pcs=300, k=10, seed=0, device="auto", cache_dir=None):
     """Model–model alignment matrix by ``metric`` (``"ridge"``, ``"mutual_knn"``, ``"cka"``), cached."""
-    from . import alignment as A
 
     if metric == "ridge":
         return ridge_matrix(reps, n_pcs=n_pcs, seed=seed, device=device, cache_dir=cache_dir)
@@ -323,7 +323,6 @@ def brain_long(probe_reps, brain, method="spearman", rdm_metric="correlation", d
     -------
     DataFrame with ``model``, ``roi``, ``subject`` (1-based), ``score``.
     """
-    from .rsatools import rdm, rsa_many
 
     names = list(probe_reps)
     model_rdms = np.stack([rdm(probe_reps[n], rdm_metric, device=device) for n in names])

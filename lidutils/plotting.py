@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from .report import format_corr
+from .stats import format_corr
 
 sns.set_theme(context="notebook", style="whitegrid")
 

@@ -31,15 +31,19 @@ with what is missing instead of falling back silently.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._validation import duplicate_rows
-from .cache import default_cache_dir, hash_key, load_npz, save_json, save_npz
+from . import zoo
+from .cache import default_cache_dir
+from .datasets import load_algonauts92, load_imagenet_sample, load_rdm_dataset
+from .encoding import encoding_alignment
+from .features import extract
+from .models import OFFLINE_MODELS, PAPER_MODELS, load_model
+from .nsd import load_algonauts2023
 
 TIERS = ("offline", "paper")
 #: Random-initialisation controls added to the pretrained ImageNet models by default.
@@ -185,11 +189,10 @@ def _zoo_groups(zoo_grid):
 
 def _brain(probe, rdm_npz, image_dir, rois, data_dir):
     """(region -> subjects' RDMs, probe images) of the brain data set."""
-    from .datasets import load_algonauts92, load_rdm_dataset
 
     if rdm_npz is not None:
         user = load_rdm_dataset(rdm_npz, image_dir, roi="user")
-        return {"user": user.rdms}, user.images
+        return dict(user.regions), user.images
     rois = list(rois) if rois is not None else ["EVC", "IT"]
     if isinstance(probe, str) and probe != "algonauts92":
         raise ValueError(f"probe must be 'algonauts92' or a Bunch with images, got {probe!r}.")
@@ -200,7 +203,6 @@ def _brain(probe, rdm_npz, image_dir, rois, data_dir):
 
 def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress):
     """One zoo group: train (or load) the grid on its training set; one member per checkpoint."""
-    from . import zoo
 
     table = zoo.train_zoo(grid=grid, data=data, cache_dir=cache_dir / "zoo", device=device,
                           probe_images=probe_images, progress=progress, num_workers=2)
@@ -246,9 +248,6 @@ def _zoo_regime(t):
 
 def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, probe_images,
                     progress):
-    from .datasets import load_imagenet_sample
-    from .features import extract
-    from .models import OFFLINE_MODELS, load_model
 
     models = list(models) if models is not None else list(OFFLINE_MODELS)
     names = models + [c for c in controls if c not in models]
@@ -306,15 +305,12 @@ def _family(name):
 
 
 def _paper_population(models, nsd_root, subject, probe_images, cache_dir, device, progress):
-    from .features import extract
-    from .models import PAPER_MODELS, load_model
 
     if nsd_root is None or not Path(nsd_root).is_dir():
         raise PaperTierUnavailable(
             "tier='paper' needs the NSD images and responses in the Algonauts-2023 layout: "
             f"pass nsd_root=<folder with subj01/...> (got {nsd_root!r}). See the 'paper tier' "
             "page of the book. The offline tier (tier='offline') needs no download.")
-    from .nsd import load_algonauts2023
 
     nsd = load_algonauts2023(nsd_root, subject=subject)
     names = list(models) if models is not None else PAPER_MODELS["name"].tolist()
@@ -342,8 +338,6 @@ def paper_brain_scores(eval_reps, nsd_root, subjects=(1,), n_pcs=300, device="au
     images in the loader's row order (as built by ``build_population(tier="paper")``).
     Returns the same long format as :func:`brain_scores`.
     """
-    from .encoding import encoding_alignment
-    from .nsd import load_algonauts2023
 
     rows = []
     for s in subjects:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import paper as _paper
 from .cache import save_json
-from .stats import VERDICTS
+from .stats import VERDICTS, format_corr
 
 #: Claims beyond the paper: id -> statement and notebook (no paper value).
 BEYOND_PAPER = {
@@ -121,14 +121,6 @@ def claims_table(results_dir="results", all_analyses=False):
                 verdict=a["verdict"] if all_analyses else c["verdict"], power=a.get("power"),
             ))
     return pd.DataFrame(rows)
-
-
-def format_corr(result, name="r"):
-    """``"r = −0.41 [−0.62, −0.15], p = 0.003, n = 48"`` for a :func:`lidutils.stats.corr` dict."""
-    p = result["p"]
-    ptxt = f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
-    return (f"{name} = {result['r']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
-            f"p = {ptxt}, n = {int(result['n'])}")
 
 
 def describe(rec):

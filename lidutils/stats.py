@@ -697,6 +697,14 @@ def c4_rule(local_rec, global_recs, comparisons=None, expected_sign=-1):
     return VERDICTS[3], f"neither the local measure (CI [{lo:+.2f}, {hi:+.2f}]) nor any global measure predicts"
 
 
+def format_corr(result, name="r"):
+    """``"r = −0.41 [−0.62, −0.15], p = 0.003, n = 48"`` for a :func:`lidutils.stats.corr` dict."""
+    p = result["p"]
+    ptxt = f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+    return (f"{name} = {result['r']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
+            f"p = {ptxt}, n = {int(result['n'])}")
+
+
 def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None, **kwargs):
     """Correlate column ``x`` of ``df`` with each column in ``ys``; one row per y.
 
