@@ -40,6 +40,8 @@ _API = {
     "load_imagenet_sample": "datasets",
     "load_algonauts2023": "nsd", "load_nsd_betas": "nsd",
     "load_model": "models", "model_table": "models", "extract": "features",
+    "degradation_series": "degrade", "weight_noise": "degrade", "magnitude_prune": "degrade",
+    "blur": "degrade", "downsample": "degrade",
     # model zoo, synthetic worlds, sweeps
     "train_zoo": "zoo", "zoo_summary": "zoo", "load_embeddings": "zoo",
     "load_animal_mnist": "loaders", "load_fashion_mnist": "loaders",
