@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -317,8 +318,9 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
         Feature cache (``features/``) and encoding sweep cache (``paper_sweep/subjNN``);
         default :func:`lidutils.cache.default_cache_dir`.
     bundle_dir : path, optional
-        Read the bundle there if it exists (nothing is recomputed), else write it
-        after computing. See :func:`write_bundle`.
+        Read the bundle there if it exists (nothing is recomputed; its models, subjects
+        and settings are used, only ``weights`` must match), else write it after
+        computing. See :func:`write_bundle`.
     client : optional
         Dask client / cluster / address for the encodings (:func:`lidutils.sweep.run_sweep`).
     seed : int
@@ -334,6 +336,9 @@ def build_paper_population(nsd_root=None, weights="pretrained", models=None, sub
         if run.meta["weights"] != weights:
             raise ValueError(f"bundle {bundle_dir} holds a run with weights={run.meta['weights']!r}, not "
                              f"{weights!r}; point bundle_dir at the matching bundle or another folder.")
+        if models is not None and list(models) != run.meta["models"]:
+            warnings.warn(f"bundle {bundle_dir} holds models {run.meta['models']}, not the {list(models)} asked "
+                          "for: the bundle's are used (delete the bundle folder to recompute).", stacklevel=2)
         return run
     from .features import extract
     from .nsd import default_nsd_root, load_algonauts2023
