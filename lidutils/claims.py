@@ -64,10 +64,11 @@ SHARED_DEFAULTS = dict(
 )
 #: Notebook-specific parameters (name -> default), recorded with the shared ones.
 NOTEBOOK_DEFAULTS = {
-    "01_generalization": {},
+    "01_generalization": {"degrade_photos": 300, "degrade_kinds": ["weight_noise", "magnitude_prune", "blur"]},
     "02_model_model": {"k_align": 10},
     "03_model_brain": {"rois": None, "rdm_npz": None, "image_dir": None, "rsa_method": "spearman",
-                       "nsd_subjects": [1]},
+                       "nsd_subjects": [1], "degrade_photos": 300,
+                       "degrade_kinds": ["weight_noise", "magnitude_prune", "blur"]},
     "04_scaling": {},
     "05_local_vs_global": {},
     "population": {},
@@ -993,3 +994,86 @@ def save_validation(summary, out_dir="results"):
     path = Path(out_dir) / "validation.json"
     save_json(path, _plain(summary))
     return path
+
+
+# ----------------------------------------------------------------------------- degradation
+#: The within-model dose–response series of the natural-image models (issue 16): which
+#: classifiers, which damages (6 levels each, :data:`lidutils.degrade.DEFAULT_LEVELS`),
+#: on how many ImageNet sample photos.
+DEGRADATION = dict(models=("tf_efficientnet_lite0", "mobilenetv2_100"),
+                   kinds=("weight_noise", "magnitude_prune", "blur"), n_photos=300)
+
+
+def degradation_table(study, models=None, kinds=None, n_photos=None):
+    """One row per (model, damage, level) of the degradation series, measured as the chapters measure.
+
+    Per level: ``retained_accuracy`` (top-1 on the sample photos relative to the
+    intact model: retained function, not generalization), mean LID at the paper's K
+    in the analysis space of the photos, ridge alignment with the other series'
+    *intact* models on the same photos (both directions averaged), and the mean RSA
+    with every brain region (``rsa_<roi>``) on the probe images. ``series`` names the
+    paired group (model / damage).
+    """
+    from . import degrade as D
+
+    models = [m for m in (models or DEGRADATION["models"]) if m in study.pop.members.index]
+    kinds = list(kinds or study.params.get("degrade_kinds") or DEGRADATION["kinds"])
+    n_photos = int(n_photos or study.params.get("degrade_photos") or DEGRADATION["n_photos"])
+    if not models or not kinds:
+        return pd.DataFrame()
+    k = paper_k("C3", n_photos)
+    cache = None if study.cache_dir is None else Path(study.cache_dir) / "features"
+    series = {(m, kind): D.degradation_series(
+        m, kind, images={"probe": study.pop.probe_images}, n_photos=n_photos, cache_dir=cache,
+        device=study.device, data_dir=study.params.get("data_dir"), seed=study.params.get("seed", 0))
+        for m in models for kind in kinds}
+    intact = {m: series[(m, kinds[0])].features["photos"][0] for m in models}
+    frames = []
+    for (m, kind), s in series.items():
+        t = s.table.copy()
+        t["series"] = f"{m} / {kind}"
+        photos = {row.member: s.features["photos"][row.dose] for row in t.itertuples()}
+        t = t.set_index("member")
+        sp = study.params.get("space", "pca300")
+        t = t.join(M.lid_table(photos, [k], space=sp, n_pcs=study.params.get("n_pcs", 300),
+                               seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir))
+        partners = {p: X for p, X in intact.items() if p != m}
+        if partners:
+            al = [M.ridge_matrix({**{lv: X}, **partners}, n_pcs=study.params.get("n_pcs", 300),
+                                 seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir)
+                  for lv, X in photos.items()]
+            t["ridge"] = [float(np.mean([(a.iloc[0, j] + a.iloc[j, 0]) / 2 for j in range(1, len(a))])) for a in al]
+        if study.pop.brain is not None:
+            rd = np.stack([R.rdm(P_, device=study.device) for P_ in s.features["probe"]])
+            for roi, rdms in study.pop.brain.items():
+                t[f"rsa_{roi}"] = R.rsa_many(rd, rdms, method=study.params.get("rsa_method", "spearman")).mean(1)
+        frames.append(t)
+    out = pd.concat(frames)
+    out.attrs["k"] = k
+    return out
+
+
+def degradation_records(claim, table, x, y, label=None, n_boot=2000, n_perm=10000, seed=0):
+    """Within-model (paired) correlation of ``x`` and ``y`` across the degradation series.
+
+    :func:`lidutils.stats.rmcorr` with the series (model / damage) as groups: each
+    series' mean is removed, so differences *between* models cannot carry the
+    correlation. The verdict follows the CI and the claim's expected sign.
+    """
+    if table.empty or x not in table or y not in table:
+        return None
+    sub = table[[x, y, "series"]].dropna()
+    if sub["series"].nunique() < 2 or len(sub) < sub["series"].nunique() + 3:
+        return None
+    res = S.rmcorr(sub[x], sub[y], sub["series"], n_boot=n_boot, n_perm=n_perm, seed=seed)
+    info = PAPER.PAPER.get(claim, {})
+    sign = int(info.get("expected_sign", -1))
+    rec = {k: _plain(v) for k, v in res.items()}
+    rec.update(claim=claim, analysis=label or f"degradation series: {x} vs {y} (within model)", x=x, y=y,
+               population="degradation series (within model)", role="secondary", unit="levels within series",
+               members=[str(m) for m in sub.index], expected_sign=sign, paper_r=None,
+               excludes_zero=bool(S.excludes(res, 0.0)), excludes_paper_value=None,
+               verdict=S.verdict(res, expected_sign=sign), p_holm=None, power=None, power_r=None, power_at={},
+               space=None, k=table.attrs.get("k"), estimator="mle",
+               note="repeated-measures correlation: levels are paired within each model and damage")
+    return rec

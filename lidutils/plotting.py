@@ -326,8 +326,9 @@ def dose_response(table, x, ys, hue="family", logx=False, titles=None, ncols=Non
             g = g.sort_values(x)
             xs = np.log10(g[x].astype(float)) if logx else g[x].astype(float)
             err = g[f"{y}_sd"] if f"{y}_sd" in g else None
-            ax.errorbar(xs, g[y].astype(float), yerr=err, marker="o", ms=4, capsize=2,
-                        color=family_color(name), label=str(name))
+            color = family_color(name) if hue == "family" else None
+            ax.errorbar(xs, g[y].astype(float), yerr=err, marker="o", ms=4, capsize=2, color=color,
+                        label=str(name))
         ax.set_xlabel(f"log10 {x}" if logx else x)
         ax.set_title(title)
     for ax in list(axes.flat)[len(ys):]:

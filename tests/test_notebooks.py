@@ -26,7 +26,7 @@ needs_data = pytest.mark.skipif(DATA is None, reason="needs the data mirror (LID
 TINY = dict(
     tier="offline", zoo_grid="smoke", models=["tf_efficientnet_lite0", "mobilenetv2_100"],
     controls=["random:mobilenetv2_100"], n_images=120, n_boot=200, n_perm=300, seed=0, device="cpu",
-    n_models=8, n_stimuli=160, seeds=1, n_sim=40,
+    n_models=8, n_stimuli=160, seeds=1, n_sim=40, degrade_photos=40, degrade_kinds=["blur"],
 )
 CLAIM_NOTEBOOKS = {
     "population": [], "00_validation": [], "01_generalization": ["C3"], "02_model_model": ["C1", "C6"],

@@ -337,3 +337,22 @@ def test_c4_global_significantly_weaker_and_other_cases():
     assert c4_rule(_rec("lid", -0.5, 0.1), [glob])[0] == "not replicated"
     with pytest.raises(ValueError, match="comparisons"):
         c4_rule(loc, [glob], [None, None])
+
+
+def test_rmcorr_is_the_within_group_association():
+    from lidutils.stats import rmcorr
+
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 6)
+    x = rng.normal(size=36)
+    y = -0.8 * x + 0.4 * rng.normal(size=36)
+    shift = 10 * np.arange(6)[g]  # between-group differences go the other way
+    res = rmcorr(x + shift, y + shift, g, n_boot=500, n_perm=500)
+    assert corr(x + shift, y + shift, n_boot=0, n_perm=0)["r"] > 0.9  # pooled: carried by the groups
+    assert res["r"] < -0.8 and res["ci_high"] < 0 and res["p"] < 0.01
+    assert res["n"] == 36 and res["n_groups"] == 6 and res["df"] == 29
+    # group constants never matter
+    again = rmcorr(x, y + 3 * np.arange(6)[g], g, n_boot=0, n_perm=0)
+    assert again["r"] == pytest.approx(rmcorr(x, y, g, n_boot=0, n_perm=0)["r"])
+    with pytest.raises(ValueError, match="groups"):
+        rmcorr(x[:4], y[:4], g[:4])
