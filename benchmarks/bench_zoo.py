@@ -129,14 +129,18 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--resume", action="store_true",
+                    help="allow a non-empty cache (not a cold run: the wall time covers only what was left; "
+                         "the CPU-time estimate still covers every network)")
     args = ap.parse_args(argv)
 
     from lidutils.zoo import train_zoo
 
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="zoo_bench_"))
-    if cache.exists() and any(cache.iterdir()):
-        sys.exit(f"{cache} is not empty: a cold benchmark needs an empty cache folder.")
-    res = {"cpu_count": os.cpu_count(), "workers": args.workers, "loadavg_before": os.getloadavg(),
+    warm = cache.exists() and any(cache.iterdir())
+    if warm and not args.resume:
+        sys.exit(f"{cache} is not empty: a cold benchmark needs an empty cache folder (or pass --resume).")
+    res = {"cold": not warm, "cpu_count": os.cpu_count(), "workers": args.workers, "loadavg_before": os.getloadavg(),
            "grids": {}, "cache_dir": str(cache)}
     sampler = _LoadSampler()
     sampler.start()

@@ -506,7 +506,7 @@ _CONTROLLED_CAPACITY = {
 #: shared + 2 noise) = 30 cells x 3 seeds = 90 networks.
 CONTROLLED = Design(
     data="fashion-mnist", capacity=_CONTROLLED_CAPACITY, n_train=(500, 1400, 4000, 11000, 30000),
-    ref_capacity=1, ref_data=1, epochs={500: 60, 1400: 36, 4000: 20, 11000: 12, 30000: 8},
+    ref_capacity=1, ref_data=1, epochs={500: 60, 1400: 36, 4000: 20, 11000: 12, 30000: 12},
     lr=_CONTROLLED_LR)
 #: The replication on Animal-MNIST (7773 training images): same families and
 #: trunks, 4 data levels (19x), 2 seeds: 3 x 9 cells x 2 = 54 networks.
