@@ -390,6 +390,16 @@ def records_frame(records):
 
 
 # ----------------------------------------------------------------------------- K curves
+def target_measures(y):
+    """The :meth:`Study.table` arguments that produce a target column ``y``."""
+    base = y.removesuffix("_balanced")
+    if base in ("ridge", "mutual_knn", "cka"):
+        return dict(align=(base,))
+    if y.startswith("rsa_"):
+        return dict(brain=True)
+    return {}
+
+
 def k_curve(study, claim, name, y, ks=None, estimator="mle", table=None, method=None):
     """Correlation of mean LID with ``y`` at every K of the sweep, and the max-over-K corrected p.
 
@@ -400,7 +410,7 @@ def k_curve(study, claim, name, y, ks=None, estimator="mle", table=None, method=
     """
     n_stim = study.n_stimuli(name)
     ks = list(ks or k_grid(n_stim))
-    t = table if table is not None else study.table(name, ks=ks, estimators=(estimator,))
+    t = table if table is not None else study.table(name, ks=ks, estimators=(estimator,), **target_measures(y))
     rows = []
     for k in ks:
         rec = study.correlate(claim, t, M.lid_col(k, estimator), y, population=name, method=method, k=k,
@@ -466,7 +476,7 @@ def robustness_grid(study, claim, name, y, estimators=("mle", "mom", "mada"), sp
     ks = list(ks or k_grid(n_stim))
     rows = []
     for space in spaces:
-        t = study.table(name, ks=ks, estimators=estimators, space=space)
+        t = study.table(name, ks=ks, estimators=estimators, space=space, **target_measures(y))
         cols = [(est, k, M.lid_col(k, est)) for est in estimators for k in ks] + [("twonn", 2, "twonn")]
         for est, k, col in cols:
             for method in methods:
@@ -639,6 +649,12 @@ def primary_analysis(study, claim, y, name=None, estimator="mle", align=(), brai
     return dict(name=name, k=k, table=t, records=recs, label=recs[0]["analysis"] if recs else None)
 
 
+def _units(members):
+    """Each member's unit of analysis: its design cell, or itself."""
+    own = members.index.to_series()
+    return members["design"].where(members["design"].notna(), own) if "design" in members else own
+
+
 def model_rdms(study, name, metric="correlation"):
     """Each member's RDM of the brain probe images (stacked in member order)."""
 
@@ -662,7 +678,7 @@ def brain_test(study, name, method="spearman"):
 
     members = study.members(name)
     long = study.brain(name)
-    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    units = _units(members)
     rows, partial = [], pd.DataFrame(index=members.index)
     base = None
     if study.pop.brain is not None and study.pop.brain_scores is None and study.pop.probe_images is not None:
@@ -708,8 +724,7 @@ def mark_uninformative(records, test):
 def per_subject_records(study, claim, name, table, k, estimator="mle"):
     """C7: LID vs each subject's score, per region (one record each, units of ``table``)."""
     long = study.brain(name)
-    members = study.members(name)
-    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    units = _units(study.members(name))
     recs = []
     for (roi, s), g in long.groupby(["roi", "subject"], sort=False):
         sc = g.set_index("model")["score"].groupby(units.reindex(g["model"]).to_numpy()).mean()
@@ -896,8 +911,7 @@ def cell_partial(study, name, partial):
     """Seed-average :func:`brain_test`'s per-member partialled scores to the population's units."""
     if partial is None or partial.empty:
         return pd.DataFrame()
-    members = study.members(name)
-    units = members["design"] if "design" in members else pd.Series(members.index, index=members.index)
+    units = _units(study.members(name))
     return partial.groupby(units.reindex(partial.index).to_numpy()).mean()
 
 

@@ -161,6 +161,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         pop = _paper_population(models, nsd_root, nsd_subject, probe_images, cache_dir, device,
                                 progress)
         pop.brain, pop.probe_images = brain, probe_images
+        pop.members = _with_design(pop.members)
         return pop
     unknown = set(include) - {"zoo", "imagenet"}
     if unknown:
@@ -174,9 +175,15 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         t, e, p, s = _imagenet_group(models, controls, n_images, cache_dir, device, data_dir,
                                      probe_images, progress)
         tables.append(t); eval_reps.update(e); probe_reps.update(p); stimuli["imagenet"] = s
-    members = pd.concat(tables)
+    members = _with_design(pd.concat(tables))
     return Population(members, eval_reps, probe_reps, stimuli, cache_dir, brain=brain,
                       probe_images=probe_images)
+
+
+def _with_design(members):
+    """Every member gets a design cell: a pretrained model is its own cell (its name)."""
+    design = members["design"] if "design" in members else pd.Series(np.nan, index=members.index, dtype=object)
+    return members.assign(design=design.astype(object).where(design.notna(), members.index.to_series()))
 
 
 def _zoo_groups(zoo_grid):
