@@ -377,3 +377,16 @@ def test_two_workers_bit_identical_to_serial(tmp_path):
     np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
     for (_, ra), (_, rb) in zip(a.iterrows(), b.iterrows()):
         np.testing.assert_array_equal(load_embeddings(ra), load_embeddings(rb))
+
+
+def test_cli_train_and_design(controlled_smoke, capsys):
+    from lidutils.cli import main
+
+    cache, table = controlled_smoke
+    assert main(["zoo", "train", "--grid", "controlled-smoke", "--cache-dir", str(cache), "--workers", "1",
+                 "--no-progress"]) == 0                                   # all cached: loads, trains nothing
+    out = capsys.readouterr().out
+    assert f"{table['key'].nunique()} networks" in out and "converged" in out
+    assert main(["zoo", "design", "--grid", "controlled"]) == 0
+    out = capsys.readouterr().out
+    assert "30 design cells, 90 networks" in out and "mixer-c3-d1-n0" in out
