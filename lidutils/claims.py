@@ -313,10 +313,12 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
               seed=0, note=""):
     """One correlation record across the units of ``table`` (rows with finite x and y).
 
-    Returns ``None`` when fewer than 4 units remain. The record holds the fields of
+    Returns ``None`` when a column is missing or fewer than 4 units remain. The record holds the fields of
     the results files (see the module docstring); ``expected_sign`` defaults to the
     claim's, ``paper_r`` to the claim's paper value (``None``: no paper number).
     """
+    if x not in table or y not in table:
+        return None
     sub = table[[x, y]].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
     if len(sub) < MIN_N:
         return None
@@ -772,13 +774,25 @@ def compare_regions(study, table, x, y_low, y_high):
                                n_boot=study.params.get("n_boot", 2000), seed=study.params.get("seed", 0))
 
 
-def series_table(study, name, series, ks, estimator="mle", align=(), brain=False):
-    """Units of one controlled series (``"capacity"``, ``"data"``, ``"noise"``) of a zoo population."""
+def population_named(study, suffix):
+    """The first analysis population whose name ends with ``suffix`` (None when there is none)."""
+    return next((n for n in study.populations if n.endswith(suffix)), None)
+
+
+def series_table(study, name, series, ks, estimator="mle", align=(), brain=False, whole_if_missing=False):
+    """Units of one controlled series (``"capacity"``, ``"data"``, ``"noise"``) of a zoo population.
+
+    Empty when ``name`` is None or the population has no such series, unless
+    ``whole_if_missing``: then every unit (e.g. the paper tier's models, which differ
+    in capacity without a controlled design).
+    """
+    if name is None:
+        return pd.DataFrame()
     t = study.table(name, ks=ks, estimators=(estimator,), align=align, brain=brain)
     col = f"in_{series}"
-    if col not in t:
-        return t.iloc[:0]
-    return t[t[col].astype(bool)]
+    if col not in t or not t[col].notna().any():
+        return t if whole_if_missing else t.iloc[:0]
+    return t[t[col].fillna(False).astype(bool)]
 
 
 def show_claim(claim):

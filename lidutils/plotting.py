@@ -315,7 +315,10 @@ def dose_response(table, x, ys, hue="family", logx=False, titles=None, ncols=Non
     ``table`` has one row per design cell (seed replicates averaged, with
     ``<y>_sd`` across seeds where there are replicates): points are cell means, error
     bars the across-seed standard deviation, one line per ``hue`` (family colours).
+    Returns the figure, or None (nothing drawn) for an empty table.
     """
+    if table is None or len(table) == 0:
+        return None
     ys = list(ys)
     ncols = ncols or min(len(ys), 3)
     nrows = int(np.ceil(len(ys) / ncols))
