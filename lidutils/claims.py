@@ -255,7 +255,7 @@ class Study:
         Columns: the members' metadata (``accuracy``, ``family``, ``n_params``, ...),
         ``log10_params``, LID columns ``<est>_k<K>`` and ``twonn`` (if ``ks``), global
         measures (``global_dims``), ``<metric>`` / ``<metric>_balanced`` partner
-        alignment for each metric in ``align``, ``rsa_<roi>`` (subject-mean) if
+        alignment for each metric in ``align``, ``brain_<roi>`` (subject-mean score: RSA, or encoding R² in the paper tier) if
         ``brain``; numeric columns averaged over seed replicates, with ``<col>_sd``,
         ``n_seeds`` and ``members``.
         """
@@ -272,7 +272,7 @@ class Study:
             t = t.join(sc.rename(columns={"mean_partner": metric, "family_balanced": f"{metric}_balanced"}))
         if brain:
             b = self.brain(name).groupby(["model", "roi"])["score"].mean().unstack("roi")
-            t = t.join(b.add_prefix("rsa_"))
+            t = t.join(b.add_prefix("brain_"))
         return M.cell_means(t)
 
     def correlate(self, claim, table, x, y, *, population, role="secondary", method=None, **kw):
@@ -292,7 +292,7 @@ def setup(params, include=("zoo", "imagenet")):
         controls=params["controls"], n_images=params["n_images"], cache_dir=params["cache_dir"],
         device=params["device"], data_dir=params["data_dir"], nsd_root=params["nsd_root"],
         include=include, rdm_npz=params.get("rdm_npz"), image_dir=params.get("image_dir"),
-        rois=params.get("rois"))
+        rois=params.get("rois"), nsd_subjects=params.get("nsd_subjects") or (1,))
     return Study(dict(params), pop, analysis_populations(pop.members))
 
 
@@ -397,7 +397,7 @@ def target_measures(y):
     base = y.removesuffix("_balanced")
     if base in ("ridge", "mutual_knn", "cka"):
         return dict(align=(base,))
-    if y.startswith("rsa_"):
+    if y.startswith("brain_"):
         return dict(brain=True)
     return {}
 
@@ -711,7 +711,7 @@ def mark_uninformative(records, test):
     """Set the verdict of model–brain records to "uninformative" where their region's test cannot tell.
 
     ``test`` is :func:`brain_test`'s summary; a record's region is read from its
-    ``y`` (``rsa_<roi>``, ``partial_<roi>``) or ``roi`` field.
+    ``y`` (``brain_<roi>``, ``partial_<roi>``) or ``roi`` field.
     """
     for rec in records:
         if rec is None:
@@ -881,6 +881,10 @@ def reference_records(study, claim, name, k, matrix, estimator="mle"):
 def brain_references(study):
     """Per region: noise ceiling (lower, upper) and the pixel / Gabor baselines' mean RSA over subjects."""
 
+    run = study.pop.paper_run
+    if run is not None:  # encoding R²: the ceiling is the median per-vertex noise ceiling (R² units)
+        c = run.ceilings.groupby("roi")["noise_ceiling"].median()
+        return pd.DataFrame({"ceiling_low": c, "ceiling_high": c})
     if study.pop.brain is None:
         return pd.DataFrame()
     method = study.params.get("rsa_method", "spearman")
@@ -988,7 +992,7 @@ def world_claims(world, **params):
     tag = dict(world=world.name, seed=int(world.params["seed"]))
     recs = []
     for claim, y, kw in (("C3", "accuracy", {}), ("C1", "ridge", dict(align=("ridge",))),
-                         ("C2", "rsa_brain", dict(brain=True))):
+                         ("C2", "brain_all", dict(brain=True))):
         rec = primary_analysis(study, claim, y, **kw)["records"][0]
         recs.append({**rec, **tag})
     name = primary_population(study.populations)
@@ -1039,7 +1043,7 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
     intact model: retained function, not generalization), mean LID at the paper's K
     in the analysis space of the photos, ridge alignment with the other series'
     *intact* models on the same photos (both directions averaged), and the mean RSA
-    with every brain region (``rsa_<roi>``) on the probe images. ``series`` names the
+    with every brain region (``brain_<roi>``) on the probe images. ``series`` names the
     paired group (model / damage).
     """
     from . import degrade as D
@@ -1074,7 +1078,7 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
         if study.pop.brain is not None:
             rd = np.stack([R.rdm(P_, device=study.device) for P_ in s.features["probe"]])
             for roi, rdms in study.pop.brain.items():
-                t[f"rsa_{roi}"] = R.rsa_many(rd, rdms, method=study.params.get("rsa_method", "spearman")).mean(1)
+                t[f"brain_{roi}"] = R.rsa_many(rd, rdms, method=study.params.get("rsa_method", "spearman")).mean(1)
         frames.append(t)
     out = pd.concat(frames)
     out.attrs["k"] = k
@@ -1105,3 +1109,53 @@ def degradation_records(claim, table, x, y, label=None, n_boot=2000, n_perm=1000
                space=None, k=table.attrs.get("k"), estimator="mle",
                note="repeated-measures correlation: levels are paired within each model and damage")
     return rec
+
+
+def ceiling_and_baseline(refs):
+    """``({roi: (lower, upper)}, {roi: pixel score})`` from :func:`brain_references` (empty dicts if absent)."""
+    ceil = {r: (row["ceiling_low"], row["ceiling_high"]) for r, row in refs.iterrows()
+            if "ceiling_low" in refs and np.isfinite(row["ceiling_low"])}
+    base = refs["pixels"].dropna().to_dict() if "pixels" in refs else {}
+    return ceil, base
+
+
+def surface_maps(study, table, k, estimator="mle", subject=None):
+    """Paper tier: per-vertex held-out R² of the lowest-LID model, and the per-vertex r(LID, R²) across models.
+
+    C7 as a map, not two bars, drawn on nilearn's fsaverage5 for both hemispheres
+    (:func:`lidutils.plotting.surface_maps`). Returns the figures ([] outside the
+    paper tier, or when the layout has no fsaverage indices).
+    """
+    from . import paper_tier as PT
+    from .plotting import surface_maps as draw
+
+    run = study.pop.paper_run
+    if run is None:
+        return []
+    subject = subject or run.meta["eval_subject"]
+    if not run.fsaverage_index.get(subject):
+        return []
+    lid = table[lid_col(k, estimator)].dropna()
+    best = lid.idxmin()
+    tag = " (dry run on stand-ins)" if run.dry_run else ""
+    return [draw(run.vertex_r2[subject][best], run.fsaverage_index[subject],
+                 title=f"subject {subject}: held-out R², {best}{tag}"),
+            draw(PT.lid_r2_map(run, lid, subject), run.fsaverage_index[subject],
+                 title=f"subject {subject}: r(LID, R²) across {len(lid)} models{tag}", label="r", vmax=1.0)]
+
+
+def brain_regions(study):
+    """``(regions lower area first, the primary region)`` of the population's brain data.
+
+    Offline: the RDM set's regions in their order, the last (highest) primary. Paper
+    tier: the paper's ROIs in :data:`lidutils.paper_tier.PAPER_ROIS` order, with EBA
+    (the paper's C2 region) primary when scored.
+    """
+    if study.pop.brain is not None and study.pop.brain_scores is None:
+        rois = list(study.pop.brain)
+        return rois, rois[-1]
+    from .paper_tier import PAPER_ROIS
+
+    scored = list(pd.unique(study.pop.brain_scores["roi"]))
+    rois = [r for r in PAPER_ROIS if r in scored] + [r for r in scored if r not in PAPER_ROIS]
+    return rois, ("EBA" if "EBA" in rois else rois[-1])

@@ -50,11 +50,16 @@ __all__ = ["weight_noise", "magnitude_prune", "blur", "downsample", "degradation
 #: weight_noise: sigma in units of each tensor's std; magnitude_prune: fraction of
 #: weights zeroed; blur: sigma in pixels of the model's resized input; downsample:
 #: shorter side in pixels before the model's own resize (None = untouched).
+#: Calibrated on 40 photos (retained accuracy of mobilenetv2_100 / tf_efficientnet_lite0):
+#: noise 0.02 -> 1.0 / 1.0, 0.05 -> 0.86 / 0.81, 0.1 -> 0.09 / 0.14; pruning 0.1 -> 0.97 / 0.97,
+#: 0.2 -> 0.77 / 0.56, 0.3 -> 0.23 / 0.11; blur 1 -> 0.83 / 0.83, 2 -> 0.66 / 0.61, 8 -> 0.03 / 0.0;
+#: downsample 128 -> 0.83, 64 -> 0.66, 16 -> 0.03 (mobilenetv2_100). So each series runs from
+#: intact to (nearly) no retained function.
 DEFAULT_LEVELS = {
-    "weight_noise": (0.0, 0.05, 0.1, 0.2, 0.35, 0.6),
-    "magnitude_prune": (0.0, 0.3, 0.5, 0.7, 0.8, 0.9),
-    "blur": (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
-    "downsample": (None, 96, 64, 32, 16, 8),
+    "weight_noise": (0.0, 0.02, 0.04, 0.06, 0.08, 0.12),
+    "magnitude_prune": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+    "blur": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
+    "downsample": (None, 128, 96, 64, 32, 16),
 }
 KINDS = tuple(DEFAULT_LEVELS)
 _WEIGHT_KINDS = ("weight_noise", "magnitude_prune")

@@ -38,12 +38,10 @@ import pandas as pd
 from . import zoo
 from .cache import default_cache_dir
 from .datasets import load_algonauts92, load_imagenet_sample, load_rdm_dataset
-from .encoding import encoding_alignment
 from .features import extract
-from .models import OFFLINE_IMAGENET, PAPER_MODELS, load_model
-from .nsd import load_algonauts2023
+from .models import OFFLINE_IMAGENET, load_model
 
-TIERS = ("offline", "paper")
+TIERS = ("offline", "paper", "paper-dryrun")
 #: Random-initialisation controls added to the pretrained ImageNet models by default.
 DEFAULT_CONTROLS = ("random:tf_efficientnet_lite0", "random:mobilenetv2_100")
 
@@ -78,6 +76,8 @@ class Population:
         e.g. voxelwise encoding R² in the paper tier; ``None``: RSA with ``brain``.
     probe_images : array or list, optional
         The probe images themselves (for low-level baselines).
+    paper_run : lidutils.paper_tier.PaperRun, optional
+        Paper tier: the whole run (per-vertex R², ceilings, surface indices).
     """
 
     members: pd.DataFrame
@@ -88,6 +88,7 @@ class Population:
     brain: dict | None = None
     brain_scores: pd.DataFrame | None = None
     probe_images: object = None
+    paper_run: object = None
 
     def group(self, name):
         """Names of the members of one group, in table order."""
@@ -117,13 +118,15 @@ ZOO_GROUPS = {
 # ----------------------------------------------------------------------------- building
 def build_population(tier="offline", zoo_grid="controlled", models=None, controls=DEFAULT_CONTROLS,
                      n_images=500, probe="algonauts92", cache_dir=None, device="auto",
-                     data_dir=None, nsd_root=None, nsd_subject=1, include=("zoo", "imagenet"),
-                     progress=False, rdm_npz=None, image_dir=None, rois=None):
+                     data_dir=None, nsd_root=None, nsd_subjects=(1,), include=("zoo", "imagenet"),
+                     progress=False, rdm_npz=None, image_dir=None, rois=None, bundle_dir=None):
     """Assemble the model population of the notebooks, with its brain data.
 
     Parameters
     ----------
-    tier : {"offline", "paper"}
+    tier : {"offline", "paper", "paper-dryrun"}
+        ``"paper-dryrun"``: the paper tier's code path on stand-in models and data (no
+        download), every result marked as a dry run.
     zoo_grid : str or list
         A key of :data:`ZOO_GROUPS` (``"controlled"``: the Fashion-MNIST design plus its
         Animal-MNIST replication; ``"smoke"`` for quick runs), another grid name of
@@ -148,6 +151,9 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         measurements under ``measures/``); default :func:`lidutils.cache.default_cache_dir`.
     include : tuple
         Which offline groups to build (``"zoo"``, ``"imagenet"``).
+    nsd_root, nsd_subjects, bundle_dir :
+        Paper tier: the Algonauts-2023 folder, the subjects to score, and a results
+        bundle to read (or write) instead of recomputing (:func:`lidutils.paper_tier.read_bundle`).
     """
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}.")
@@ -156,13 +162,12 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
             raise ValueError(f"{arg} must be a list, got the string {val!r}; with "
                              f"papermill pass lists as YAML: -y '{arg}: [a, b]'.")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    brain, probe_images = _brain(probe, rdm_npz, image_dir, rois, data_dir)
-    if tier == "paper":
-        pop = _paper_population(models, nsd_root, nsd_subject, probe_images, cache_dir, device,
-                                progress)
-        pop.brain, pop.probe_images = brain, probe_images
+    if tier in ("paper", "paper-dryrun"):
+        pop = _paper_population(tier, models, nsd_root, list(nsd_subjects), cache_dir, device, progress,
+                                bundle_dir=bundle_dir)
         pop.members = _with_design(pop.members)
         return pop
+    brain, probe_images = _brain(probe, rdm_npz, image_dir, rois, data_dir)
     unknown = set(include) - {"zoo", "imagenet"}
     if unknown:
         raise ValueError(f"include may hold 'zoo' and 'imagenet', got {sorted(unknown)}.")
@@ -310,49 +315,38 @@ def _family(name):
     return name.split("_")[0]
 
 
-def _paper_population(models, nsd_root, subject, probe_images, cache_dir, device, progress):
+def _paper_population(tier, models, nsd_root, subjects, cache_dir, device, progress, bundle_dir=None, seed=0):
+    """The paper tier (:mod:`lidutils.paper_tier`) as a :class:`Population`.
 
-    if nsd_root is None or not Path(nsd_root).is_dir():
-        raise PaperTierUnavailable(
-            "tier='paper' needs the NSD images and responses in the Algonauts-2023 layout: "
-            f"pass nsd_root=<folder with subj01/...> (got {nsd_root!r}). See the 'paper tier' "
-            "page of the book. The offline tier (tier='offline') needs no download.")
-
-    nsd = load_algonauts2023(nsd_root, subject=subject)
-    names = list(models) if models is not None else PAPER_MODELS["name"].tolist()
-    rows, eval_reps, probe_reps = [], {}, {}
-    for name in names:
-        try:
-            model, info = _load(load_model, name)
-        except Exception as exc:  # noqa: BLE001
-            raise PaperTierUnavailable(
-                f"tier='paper': could not download/load {name!r} ({type(exc).__name__}: {exc}). "
-                "The paper tier needs internet access for timm weights.") from exc
-        kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress)
-        eval_reps[name] = np.asarray(extract((model, info), list(nsd.image_paths), **kw), dtype=np.float32)
-        probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
-        rows.append(dict(member=name, group="paper", **_info_fields(name, info)))
-    t = pd.DataFrame(rows).set_index("member")
-    return Population(t, eval_reps, probe_reps, {"paper": f"NSD subject {subject} images"},
-                      cache_dir)
-
-
-def paper_brain_scores(eval_reps, nsd_root, subjects=(1,), n_pcs=300, device="auto", seed=0):
-    """Paper tier: voxelwise encoding R² (median per ROI) of each model, per NSD subject.
-
-    ``eval_reps`` must hold each model's embedding of the subject's NSD training
-    images in the loader's row order (as built by ``build_population(tier="paper")``).
-    Returns the same long format as :func:`brain_scores`.
+    ``tier="paper"``: the paper's timm models, downloaded, on the NSD data at
+    ``nsd_root``; ``tier="paper-dryrun"``: the same code path on stand-ins (untrained
+    models of every family of :data:`lidutils.models.PAPER_MODELS`, a generated
+    NSD-layout folder under ``cache_dir/paper-dryrun``), marked as a dry run
+    everywhere. Brain scores are voxelwise encoding R² (median per ROI) per subject.
     """
+    from . import paper_tier as PT
 
-    rows = []
-    for s in subjects:
-        nsd = load_algonauts2023(nsd_root, subject=s)
-        for name, X in eval_reps.items():
-            if X.shape[0] != len(nsd.image_paths):
-                raise ValueError(f"{name}: {X.shape[0]} rows but subject {s} has "
-                                 f"{len(nsd.image_paths)} images; embed that subject's images.")
-            out = encoding_alignment(X, nsd.fmri, n_pcs=n_pcs, device=device, seed=seed)
-            for roi, row in out.roi_table.iterrows():
-                rows.append(dict(model=name, roi=roi, subject=s, score=float(row.iloc[0])))
-    return pd.DataFrame(rows)
+    if tier == "paper-dryrun":
+        run = PT.dry_run(cache_dir / "paper-dryrun", models=models or PT.DRY_RUN_MODELS,
+                         n_subjects=max(2, len(subjects)), device=device, seed=seed, progress=progress)
+    else:
+        if bundle_dir is None and (nsd_root is None or not Path(nsd_root).is_dir()):
+            raise PaperTierUnavailable(
+                "tier='paper' needs the NSD images and responses in the Algonauts-2023 layout: "
+                f"pass nsd_root=<folder with subj01/...> (got {nsd_root!r}). See the 'paper tier' "
+                "page of the book. The offline tier (tier='offline') needs no download; "
+                "tier='paper-dryrun' runs this code path on stand-ins.")
+        try:
+            run = PT.build_paper_population(nsd_root, weights="pretrained", models=models, subjects=subjects,
+                                            device=device, cache_dir=cache_dir, bundle_dir=bundle_dir,
+                                            seed=seed, progress=progress)
+        except (OSError, RuntimeError) as exc:
+            raise PaperTierUnavailable(
+                f"tier='paper' could not build its population ({type(exc).__name__}: {exc}). The paper tier "
+                "needs internet access for timm weights.") from exc
+    members = run.members.assign(group="paper")
+    scores = run.brain[["model", "roi", "subject", "score"]].copy()
+    what = "stand-in" if run.dry_run else "NSD"
+    return Population(members, dict(run.eval_reps), dict(run.eval_reps),
+                      {"paper": f"{what} subject {run.meta['eval_subject']} training images"}, cache_dir,
+                      brain_scores=scores, paper_run=run)

@@ -395,7 +395,7 @@ def world_population(world):
     Each model is its own unit; its generalization is the ``accuracy``; its ground
     truth (``nuisance``, ``corruption``, ``spectrum``) is in ``members``; the
     representations serve as both evaluation and probe embeddings; the subjects'
-    RDMs are the brain data (region ``"brain"``). This is how the validation
+    RDMs are the brain data (region ``"all"``). This is how the validation
     chapter sends a world through the claim notebooks' own functions
     (:mod:`lidutils.claims`).
     """
@@ -416,7 +416,7 @@ def world_population(world):
         members[t] = np.asarray(v, dtype=float)
     return Population(members, dict(world.representations), dict(world.representations),
                       {"world": f"{world.params['n_stimuli']} simulated stimuli"},
-                      brain={"brain": world.brain_rdms})
+                      brain={"all": world.brain_rdms})
 
 
 def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000, n_perm=10000, seed=0,
@@ -465,7 +465,7 @@ def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000, n
                     align=(metric,) if "model_alignment" in targets else (),
                     brain="brain_rsa" in targets)
     table = t.rename(columns={lid_col(k): "lid", lid_col(k_global): "lid_global", metric: "model_alignment",
-                              "rsa_brain": "brain_rsa", "accuracy": "generalization"})
+                              "brain_all": "brain_rsa", "accuracy": "generalization"})
     results = {}
     for dim in dims:
         results[dim] = {}

@@ -219,7 +219,7 @@ def test_pixel_world_brain_test_is_uninformative():
     st = C.from_population(_pixel_world_population(), **FAST)
     summary, partial = C.brain_test(st, next(iter(st.populations)))
     assert not summary.loc["brain", "informative"], summary.loc["brain", "reason"]
-    recs = C.mark_uninformative([dict(_rec(-0.7, -0.9, -0.3, verdict="replicated"), y="rsa_brain",
+    recs = C.mark_uninformative([dict(_rec(-0.7, -0.9, -0.3, verdict="replicated"), y="brain_brain",
                                       expected_sign=-1)], summary)
     assert recs[0]["verdict"] == "uninformative" and recs[0]["reason"]
 
