@@ -495,6 +495,8 @@ def records(diffs, n_boot=2000, n_perm=10000, seed=0):
     out = []
 
     def add(label, t, x, y, method="pearson", sign=-1, population=pop, note=""):
+        if x not in t or y not in t:
+            return None
         sub = t[[x, y]].apply(pd.to_numeric, errors="coerce").dropna()
         if len(sub) < 4:
             return None

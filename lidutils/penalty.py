@@ -140,7 +140,7 @@ def penalty_gradient_norm(emb, kind="lid", k=10):
     x = x.to(torch.float32).clone().requires_grad_(True)
     v = batch_penalty(x, kind, k)
     (g,) = torch.autograd.grad(v, x)
-    return float(v), float(torch.linalg.norm(g))
+    return float(v.detach()), float(torch.linalg.norm(g))
 
 
 def matched_weight(emb, lam, k=10, batch_size=128, seed=0):
