@@ -46,6 +46,8 @@ _API = {
     "train_zoo": "zoo", "zoo_summary": "zoo", "load_embeddings": "zoo",
     "load_animal_mnist": "loaders", "load_fashion_mnist": "loaders",
     "design_table": "zoo", "load_learning_curve": "zoo",
+    # intervention (C8): a differentiable LID penalty
+    "batch_penalty": "penalty", "matched_weight": "penalty",
     "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
     # paper tier (and its dry run on stand-ins)
