@@ -17,12 +17,12 @@ and augmentation, and the same training images (``n_train``) and epochs:
 
 - the **dose series**: ``lam`` over ``lambdas[family]`` (negative, 0, positive),
   every value with every seed (``lam = 0`` is the unregularised network);
-- the **norm control**: the penalty ``kind="norm"`` (mean embedding norm) with the
+- the **norm control**: the penalty ``kind="norm"`` (coefficient of variation of the
+  embedding norms: radial, scale invariant, unrelated to local dimension) with the
   weight that gives the *same gradient norm on the embeddings* as the LID penalty
   at ``lam`` (:func:`lidutils.penalty.matched_weight`, measured on the
   unregularised networks' evaluation embeddings), for each ``lam`` in
-  ``norm_lambdas[family]`` (positive only: a negative weight on the norm is
-  unbounded below);
+  ``norm_lambdas[family]`` (positive: the control of the LID-lowering doses);
 - the **label-noise series**: ``noise`` of the training labels wrong, for each
   ``lam`` in ``noise_lambdas[family]`` (includes 0), every seed; accuracy is on the
   clean test labels.
@@ -106,7 +106,7 @@ class Experiment:
             if 0 not in self.noise_lambdas.get(fam, (0,)):
                 raise ValueError(f"noise_lambdas[{fam!r}] must contain 0 (the matched unregularised twin).")
             if any(v <= 0 for v in self.norm_lambdas.get(fam, ())):
-                raise ValueError(f"norm_lambdas[{fam!r}] must be positive (a negative norm weight is unbounded).")
+                raise ValueError(f"norm_lambdas[{fam!r}] must be positive (the control of the LID-lowering doses).")
 
 
 def _from_controlled(families, lambdas, seeds, n_train, epochs, noise, noise_lambdas, norm_lambdas, **kw):
@@ -297,8 +297,9 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
     network), ``ridge_from_ref`` (the references predicting the network), ``ridge``
     (their mean), ``n_refs``, and ``brain_<roi>``. The references of a network are
     the unregularised clean-label networks of its family with another seed; the
-    ridge R² of every ordered pair inside a family comes from one
-    :func:`lidutils.measures.ridge_matrix` (cached).
+    ridge R² of every ordered pair comes from :func:`lidutils.measures.ridge_matrix`
+    (cached), one per family for the dose and noise series and one for its norm
+    controls with their references.
     """
     from .measures import brain_long, lid_table, ridge_matrix
 
@@ -310,8 +311,11 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
         out["accuracy"] = runs["test_acc"].astype(float)
         refs = _references(runs)
         rows = {}
-        for fam, g in runs.groupby("family"):
-            M = ridge_matrix({n: reps[n] for n in g.index}, n_pcs=n_pcs, seed=seed, device=device,
+        for (fam, is_norm), g in runs.groupby(["family", runs["condition"] == "norm"]):
+            # one matrix per family for the dose and noise series, a small one for the norm
+            # controls with their references (so a changed control recomputes only its own)
+            names = list(dict.fromkeys(list(g.index) + [m for n in g.index for m in refs[n]]))
+            M = ridge_matrix({n: reps[n] for n in names}, n_pcs=n_pcs, seed=seed, device=device,
                              cache_dir=cache_dir)
             for n in g.index:
                 r = refs[n]
