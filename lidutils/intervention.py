@@ -139,10 +139,19 @@ def _experiments():
 EXPERIMENTS = _experiments()
 
 
+#: The zoo's grid names that a book-wide ``-p zoo_grid ...`` may pass to this chapter.
+ALIASES = {"controlled": "default", "controlled-smoke": "smoke"}
+
+
 def experiment(grid):
-    """An :class:`Experiment` from a name in :data:`EXPERIMENTS` (or one passed through)."""
+    """An :class:`Experiment` from a name in :data:`EXPERIMENTS` (or one passed through).
+
+    The zoo's grid names ``"controlled"`` / ``"controlled-smoke"`` (:data:`ALIASES`)
+    select ``"default"`` / ``"smoke"``, so one book-wide ``zoo_grid`` serves every chapter.
+    """
     if isinstance(grid, Experiment):
         return grid
+    grid = ALIASES.get(grid, grid)
     if grid not in EXPERIMENTS:
         raise ValueError(f"unknown intervention grid {grid!r}; choose one of {sorted(EXPERIMENTS)}.")
     return EXPERIMENTS[grid]

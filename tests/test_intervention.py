@@ -69,6 +69,8 @@ def test_designs():
     with pytest.raises(ValueError, match="negative values, 0 and positive"):
         IV.Experiment(families=("mlp",), capacity={"mlp": (8, 1)}, lambdas={"mlp": (0.0, 0.1)}, seeds=(0,),
                       n_train=100, epochs=1, noise=0.4, noise_lambdas={}, norm_lambdas={}, lr={"mlp": 1e-3})
+    assert IV.experiment("controlled") is IV.experiment("default")
+    assert IV.experiment("controlled-smoke") is IV.experiment("smoke")
     with pytest.raises(ValueError, match="unknown intervention grid"):
         IV.experiment("huge")
 
