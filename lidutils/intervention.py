@@ -616,3 +616,18 @@ def interpretation(verdict, head, norm_acc=None):
         text += (" Control — a penalty of the same gradient magnitude on the embedding norm: "
                  + "; ".join(parts) + ".")
     return text
+
+
+def brain_context(brain, images, method="spearman"):
+    """Per region: leave-one-subject-out noise ceiling (lower, upper) and the raw-pixel
+    RDM's mean RSA over subjects (:func:`lidutils.rsatools.noise_ceiling`,
+    :func:`~lidutils.rsatools.pixel_rdm`, :func:`~lidutils.rsatools.rsa_many`)."""
+    from .rsatools import noise_ceiling, pixel_rdm, rsa_many
+
+    pix = pixel_rdm(images)
+    rows = {}
+    for roi, rdms in brain.items():
+        nc = noise_ceiling(rdms, method=method)
+        rows[roi] = dict(ceiling_low=float(nc["lower"]), ceiling_high=float(nc["upper"]),
+                         pixels=float(rsa_many(pix, rdms, method=method).mean()))
+    return pd.DataFrame.from_dict(rows, orient="index")

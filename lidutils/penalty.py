@@ -22,7 +22,9 @@ distances to the *other* rows of the batch (the point itself excluded) and
     \\qquad
     \\mathrm{LID}_{\\mathrm{batch}} = \\frac{1}{B}\\sum_i \\hat m(x_i),
 
-with :math:`\\operatorname{sg}` = stop-gradient. With :math:`\\varepsilon = 0` this is
+with :math:`\\operatorname{sg}` = stop-gradient, and :math:`\\hat m` capped at
+``LID_CAP`` = 1000 (a row whose neighbours are all equidistant, e.g. copies of one
+point, would otherwise give an infinite estimate; the gradient is 0 there). With :math:`\\varepsilon = 0` this is
 exactly :func:`lidutils.lid_mle` on the batch's rows (mean over points). The small
 relative :math:`\\varepsilon` (default ``1e-6`` of the mean squared neighbour distance,
 so the estimate stays scale invariant) keeps the logarithm and the gradient of the
@@ -68,6 +70,9 @@ __all__ = ["batch_penalty", "PENALTIES", "penalty_gradient_norm", "matched_weigh
 PENALTIES = ("lid", "norm")
 
 EPS_REL = 1e-6
+#: Per-point cap of the batch estimate: a row whose k neighbours all lie at the same
+#: distance (e.g. copies of one point) has an infinite MLE; it is capped here.
+LID_CAP = 1000.0
 
 
 def _check_emb(emb):
@@ -95,7 +100,7 @@ def _lid_batch(emb, k, eps_rel):
     eps = eps_rel * s.detach().mean().clamp_min(torch.finfo(s.dtype).tiny)
     logt = 0.5 * torch.log(s + eps)
     logratio = logt[:, k - 1:k] - logt[:, :k - 1]  # log(T_K / T_j), j < K
-    return (k - 1) / logratio.sum(1).clamp_min(torch.finfo(s.dtype).tiny)
+    return 1.0 / (logratio.sum(1) / (k - 1)).clamp_min(1.0 / LID_CAP)
 
 
 def batch_penalty(emb, kind="lid", k=10, eps_rel=EPS_REL):

@@ -81,6 +81,14 @@ def test_descending_the_penalty_moves_lid_in_the_intended_direction():
     assert ends[-1.0] > start + 0.5
 
 
+def test_equidistant_neighbours_are_capped():
+    X = np.repeat(_cloud(n=8), 16, axis=0)  # 16 copies of each of 8 points: all 10 neighbours at distance 0
+    t = torch.tensor(X, dtype=torch.float32, requires_grad=True)
+    v = batch_penalty(t, "lid", 10)
+    v.backward()
+    assert float(v.detach()) == pytest.approx(1000.0) and torch.isfinite(t.grad).all()
+
+
 def test_short_batches():
     X = torch.tensor(_cloud(n=6), requires_grad=True)
     v = batch_penalty(X, "lid", 10)  # k clipped to B - 1 = 5
