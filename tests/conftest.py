@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+# The suite is many small problems: one math thread (two made small float64 SVDs up to 47x
+# slower on a busy 2-core machine; nothing here is large enough to gain from a second).
+torch.set_num_threads(1)
 
 
 def _sphere(rng, n, d):
