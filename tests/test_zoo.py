@@ -284,6 +284,9 @@ def test_controlled_design_meets_the_stated_factorial_design():
     assert len(set(cells.values())) == len(t)
     animal = zoo.design_table("controlled-animal")
     assert animal["family"].nunique() >= 3 and zoo.GRID_DATA["controlled-animal"] == "animal-mnist"
+    # every data level fits its training split (Fashion-MNIST: 60 000 training images)
+    assert t["n_train"].max() <= 60_000
+    assert animal["n_train"].max() == len(zoo._Data(None, None, dataset="animal-mnist").train_idx)
 
 
 def test_convergence_rule():
