@@ -90,17 +90,28 @@ def dedicated_wall(table, grid, workers):
 
 
 def premise_checks(table):
-    """Accuracy vs log params / log data / label noise, per family and pooled (design cells)."""
-    cells = _cells(table[table["final"]])
+    """Accuracy vs log params / log data / label noise, per family and pooled.
+
+    Each r is given on the seed-averaged design cells (the analysis unit; with 4-5
+    cells per family its bootstrap CI is crude) and on the networks themselves
+    (seed replicates as separate points: n = cells x seeds).
+    """
+    final = table[table["final"]]
+    cells = _cells(final)
     out = {}
-    for fam, c in list(cells.groupby("family")) + [("all families", cells)]:
-        cap, dat, noi = c[c["in_capacity"]], c[c["in_data"]], c[c["in_noise"]].sort_values("label_noise")
-        out[fam] = {
-            "acc_vs_log10_params": _r(np.log10(cap["params"]), cap["test_acc"]),
-            "acc_vs_log10_n_train": _r(np.log10(dat["n_train"]), dat["test_acc"]),
-            "acc_by_label_noise": {f"{n:g}": round(a, 3) for n, a in zip(noi["label_noise"], noi["test_acc"])}
-            if fam != "all families" else None,
-        }
+    for fam in sorted(cells["family"].unique()) + ["all families"]:
+        c = cells if fam == "all families" else cells[cells["family"] == fam]
+        f = final if fam == "all families" else final[final["arch"] == fam]
+        res = {}
+        for name, flag, x in (("acc_vs_log10_params", "in_capacity", "params"),
+                              ("acc_vs_log10_n_train", "in_data", "n_train")):
+            cc, ff = c[c[flag]], f[f[flag].astype(bool)]
+            res[name] = {"cells": _r(np.log10(cc[x]), cc["test_acc"]),
+                         "networks": _r(np.log10(ff["n_params" if x == "params" else "n_train"]), ff["test_acc"])}
+        if fam != "all families":
+            noi = c[c["in_noise"]].sort_values("label_noise")
+            res["acc_by_label_noise"] = {f"{n:g}": round(a, 3) for n, a in zip(noi["label_noise"], noi["test_acc"])}
+        out[fam] = res
     return out
 
 
