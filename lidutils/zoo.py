@@ -912,7 +912,7 @@ def _cost(entry, data):
 def _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, num_workers, progress,
                     images, labels, dataset):
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # seed by seed (an interrupted run holds whole replicates), the longest networks first within a seed
     todo = sorted(todo, key=lambda e: (e.seed, -_cost(e, data)))
@@ -925,7 +925,7 @@ def _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, nu
         pending = set(futures)
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     f.result()  # re-raise a worker's error here
                     if progress:
