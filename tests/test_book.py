@@ -324,3 +324,35 @@ def test_browser_passes_a_clean_page_and_the_claims_table(tmp_path, mixed):
                           + cp.claims_html(rec) + cp.analyses_html(rec)))
     rep = check_book.check_site(site, pages=["book/claims.html"])
     assert check_book.failures(rep) == []
+
+
+@pytest.mark.slow
+def test_tiny_book_with_the_projects_config_renders_offline(tmp_path):
+    """The project's _config.yml and book/_ext on a two-page book: MathJax served from the
+    site (math renders with every other host blocked), each inline script once (no
+    THEBE_JS_URL redeclaration), the claims table fits; check_book finds nothing."""
+    _browser_or_skip()
+    import subprocess
+
+    book = tmp_path / "book_src"
+    (book / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
+    shutil.copytree(ROOT / "book" / "_ext", book / "book" / "_ext")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/two\n")
+    (book / "book" / "intro.md").write_text(
+        "# Intro\n\nInline $r$ and display math:\n\n$$\\hat m_K = \\Big[\\frac{1}{K-1}\\sum_j "
+        "\\log\\frac{T_K}{T_j}\\Big]^{-1}$$\n\nSee {doc}`two`.\n")
+    new_results(tmp_path / "res")
+    rec = cp.records_table(cp.read_claims(tmp_path / "res"))
+    (book / "book" / "two.md").write_text("# Two\n\n```{raw} html\n" + cp.claims_html(rec) + "\n```\n")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    subprocess.run([str(jb), "build", str(book), "-W", "--all"], check=True, capture_output=True)
+    site = book / "_build" / "html"
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
+    page = (site / "book" / "intro.html").read_text()
+    assert page.count("const THEBE_JS_URL") <= 1
+    rep = check_book.check_site(site, pages=["book/intro.html"])
+    assert check_book.failures(rep) == []
+    rep = check_book.check_site(site, pages=["book/two.html"])
+    # the table links to chapters this two-page book lacks: only those links may fail
+    assert {c for _, c, _ in check_book.failures(rep)} <= {"link"}
