@@ -61,6 +61,9 @@ Offline trunks (:data:`OFFLINE_TRUNKS`)
       cannot be re-initialised meaningfully (its BatchNorm statistics are
       parameters), and torchvision's Inception-v3 is the same architecture up to
       pooling details of the TF graph (pytorch-fid's ``FIDInception*`` blocks).
+      Its init (truncated normal, std 0.1, BatchNorm at identity) lets activations
+      grow through the 94 convolutions: pool features of order 1e10, finite, and
+      harmless for the scale-free measures (LID, CKA, correlation RDMs).
 """
 from __future__ import annotations
 
