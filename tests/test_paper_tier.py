@@ -86,6 +86,16 @@ def test_bundle_round_trip_and_no_mixing(dry):
     pd.testing.assert_frame_equal(again.brain, run.brain)
     # dry_run(workdir) finds <workdir>/nsd (a stand-in) and <workdir>/bundle: nothing is recomputed
     pd.testing.assert_frame_equal(dry_run(d, models=TINY).brain, run.brain)
+
+
+@pytest.mark.slow
+def test_one_command_reads_the_bundle(dry, capsys):
+    from lidutils.paper_tier import main
+
+    d, _, run = dry
+    assert main([str(d), "--models", *TINY, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "paper-dryrun" in out and "never results" in out and "resmlp_12_224.fb_in1k" in out
     with pytest.raises(ValueError, match="never mixed"):
         read_bundle(d / "bundle", expect_dry_run=False)
     with pytest.raises(ValueError, match="weights='random'"):
