@@ -269,7 +269,8 @@ def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, sy
     title : str, optional
     cmap : str
     vmax : float, optional
-        Colour limit (default: the largest absolute value drawn).
+        Colour limit (default: the 99th percentile of the absolute values drawn, so a
+        few extreme vertices do not wash out the map).
     symmetric : bool
         Colour scale symmetric around 0 (R², correlations).
     view : str
@@ -293,7 +294,7 @@ def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, sy
     finite = np.concatenate([t[np.isfinite(t)] for t in tex.values()])
     if finite.size == 0:
         raise ValueError("no vertex with a value lies on fsaverage5 (fsaverage index < 10 242): nothing to draw.")
-    vmax = float(vmax if vmax is not None else np.abs(finite).max() or 1.0)
+    vmax = float(vmax if vmax is not None else np.percentile(np.abs(finite), 99) or 1.0)
     fig, axes = plt.subplots(1, len(hemis), subplot_kw={"projection": "3d"},
                              figsize=(BOOK_WIDTH, 3.6))
     axes = np.atleast_1d(axes)
