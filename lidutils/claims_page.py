@@ -299,7 +299,7 @@ table.lid-claims abbr {text-decoration:underline dotted; cursor:help}
 </style>"""
 
 
-def claims_html(records, link_base="../"):
+def claims_html(records, link_base="../", expected=()):
     """Compact HTML table of the primary analyses that fits the book's content column.
 
     Columns: claim (linked to the chapter section; † for claims beyond the paper),
@@ -315,6 +315,9 @@ def claims_html(records, link_base="../"):
         whose file has no primary record gets one row with its claim-level verdict.
     link_base : str
         Prefix from the page to the book root (``"../"`` for ``book/claims.html``).
+    expected : iterable of str
+        Claim ids that should have a results file; those without one are listed as
+        "not run".
 
     Returns
     -------
@@ -350,6 +353,9 @@ def claims_html(records, link_base="../"):
         out.append(f'<tr title="{desc}"><td>{claim}</td><td>{html.escape(_paper_text(row))}</td>'
                    f'<td><abbr title="{desc}">{_ci_text(row)}</abbr></td><td class="num">{n}</td>'
                    f'<td>{_badge(verdict)}</td></tr>')
+    for cid in sorted(set(expected) - set(records["claim"]), key=_claim_order):
+        out.append(f'<tr><td>{html.escape(cid)}</td><td>—</td><td>—</td><td class="num">—</td>'
+                   f'<td>{_badge("not run")}</td></tr>')
     out.append("</tbody></table>")
     if records["beyond_paper"].any():
         out.append("<p><small>† beyond the paper: an analysis this book adds; the paper "

@@ -189,6 +189,7 @@ def test_claims_html_links_tooltips_and_fit(mixed):
     assert 'title="zoo: design cells — lid vs accuracy — method pearson, estimator mle, space pca300, k 50' in h
     assert "C8 †" in h and "beyond the paper" in h
     assert "−0.70 [−0.85, −0.45]" in h and "−0.84 … −0.92 (quoted range)" in h
+    assert "not run" not in h and h.count("not run") < cp.claims_html(rec, expected=["C1", "C2"]).count("not run")
     full = cp.analyses_html(rec)
     assert full.count("<tr>") == 1 + len(rec) and full.startswith(cp._CSS)
     assert "<details>" in full and "overflow-x:auto" in full and "Holm p" in full
