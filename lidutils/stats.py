@@ -698,7 +698,7 @@ def c4_rule(local_rec, global_recs, comparisons=None, expected_sign=-1):
 
 
 def rmcorr(x, y, groups, n_boot=2000, n_perm=10000, seed=0, ci=0.95):
-    """Repeated-measures correlation: the common within-group association of x and y.
+    r"""Repeated-measures correlation: the common within-group association of x and y.
 
     For paired series (several levels of one manipulation applied to the same
     model), the groups are not independent samples of a population of models.
