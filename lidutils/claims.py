@@ -865,7 +865,10 @@ def reference_records(study, claim, name, k, matrix, estimator="mle"):
     lids = study.lid(name, [k], (estimator,))[lid_col(k, estimator)]
     recs = []
     for fam, g in members.groupby("family"):
-        ref = g["accuracy"].astype(float).idxmax()
+        acc = g["accuracy"].astype(float).dropna()
+        if acc.empty:  # no accuracy to choose a reference by (e.g. MAE encoders)
+            continue
+        ref = acc.idxmax()
         others = members.index[members["family"] != fam]
         score = (matrix.loc[others, ref] + matrix.loc[ref, others]) / 2
         t = M.cell_means(members.loc[others].join(lids).assign(ref_alignment=score))
@@ -949,6 +952,8 @@ def lite_series(study):
 def epoch_table(study, name, k, estimator="mle"):
     """LID at ``k`` of every saved checkpoint of the population's networks (one row per checkpoint)."""
     members = study.members(name)
+    if "epoch" not in members or "model" not in members:  # pretrained models: one checkpoint each
+        return pd.DataFrame()
     nets = set(members["model"])
     allm = study.pop.members
     rows = allm[(allm["group"] == members["group"].iloc[0]) & allm["model"].isin(nets)]

@@ -397,7 +397,12 @@ def per_subject(records, ax=None, title="per-subject r (95 % CI)"):
 
 
 def training_curves(df, x, y, hue="family", units="model", ax=None, title=None):
-    """One line per network (``units``) of ``y`` against ``x`` (e.g. LID over epochs), coloured by ``hue``."""
+    """One line per network (``units``) of ``y`` against ``x`` (e.g. LID over epochs), coloured by ``hue``.
+
+    Returns the Axes, or None (nothing drawn) for an empty table.
+    """
+    if df is None or len(df) == 0:
+        return None
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.6))[1]
     sns.lineplot(data=df, x=x, y=y, units=units, estimator=None, hue=hue, alpha=0.5, ax=ax,
                  palette=family_palette(df[hue]) if hue in df else None)
