@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,9 @@ def parameters(namespace, notebook):
     ``namespace`` is the notebook's ``globals()``; the names are
     :data:`SHARED_DEFAULTS` plus ``NOTEBOOK_DEFAULTS[notebook]``, so a results file
     records every parameter that can change it without anything typed by hand.
+    Relative ``cache_dir`` / ``out_dir`` are relative to the book's root (the folder
+    with ``_toc.yml``), so a notebook opened in ``notebooks/`` (``make lab``) uses the
+    same caches and results as the book.
     """
     if notebook not in NOTEBOOK_DEFAULTS:
         raise ValueError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_DEFAULTS)}.")
@@ -92,7 +97,20 @@ def parameters(namespace, notebook):
     missing = [n for n in names if n not in namespace]
     if missing:
         raise ValueError(f"{notebook}: the parameters cell lacks {missing}; define them there.")
-    return {n: namespace[n] for n in names}
+    params = {n: namespace[n] for n in names}
+    root = _book_root()
+    for key in ("cache_dir", "out_dir"):  # relative to the book, wherever the kernel starts
+        if root is not None and isinstance(params.get(key), str) and not Path(params[key]).is_absolute():
+            params[key] = os.path.relpath(Path(root, params[key]), Path.cwd())
+    return params
+
+
+def _book_root():
+    """The repository root (the folder holding ``_toc.yml`` and ``notebooks/``) above the working directory."""
+    for d in [Path.cwd(), *Path.cwd().parents]:
+        if (d / "_toc.yml").is_file() and (d / "notebooks").is_dir():
+            return d
+    return None
 
 
 def notebook_parameter_defaults(path):
@@ -325,8 +343,11 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
     info = PAPER.PAPER[claim]
     sign = int(expected_sign if expected_sign is not None else info["expected_sign"])
     pr = info.get("paper_r") if isinstance(paper_r, str) and paper_r == "claim" else paper_r
-    res = S.corr(sub[x].to_numpy(float), sub[y].to_numpy(float), method=method, n_boot=n_boot,
-                 n_perm=n_perm, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:  # said once, in the record's note
+        warnings.simplefilter("always")
+        res = S.corr(sub[x].to_numpy(float), sub[y].to_numpy(float), method=method, n_boot=n_boot,
+                     n_perm=n_perm, seed=seed)
+    note = "; ".join(dict.fromkeys([note] * bool(note) + [str(w.message) for w in caught]))
     rec = {k_: _plain(v) for k_, v in res.items() if np.isscalar(v) or v is None}
     n = int(res["n"])
     rec.update(

@@ -33,24 +33,25 @@ def scatter_fit(df, x, y, hue=None, result=None, ax=None, logx=False, title=None
     label_points : str, optional
         Column whose values annotate each point (small populations only).
     """
-    ax = ax or plt.subplots(figsize=(5.5, 4.2))[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH * 0.75, 4.2))[1]
     xs = np.log10(df[x]) if logx else df[x]
     d = df.assign(_x=xs)
     sns.regplot(data=d, x="_x", y=y, scatter=False, ci=ci, ax=ax, color="0.3",
                 line_kws=dict(lw=1.2))
-    sns.scatterplot(data=d, x="_x", y=y, hue=hue, style=style, ax=ax, s=45, alpha=0.85)
+    pal = family_palette(d[hue]) if hue == "family" else None  # one colour per family in every figure
+    sns.scatterplot(data=d, x="_x", y=y, hue=hue, style=style, ax=ax, s=45, alpha=0.85, palette=pal)
     if label_points:
         for _, row in d.iterrows():
-            ax.annotate(str(row[label_points]), (row["_x"], row[y]), fontsize=7,
+            ax.annotate(str(row[label_points]), (row["_x"], row[y]), fontsize="x-small",
                         xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"log10 {x}" if logx else x)
     ax.set_ylabel(y)
     t = title or ""
     if result is not None:
         t = (t + "\n" if t else "") + format_corr(result)
-    ax.set_title(t, fontsize=9)
+    ax.set_title(t, fontsize="medium")
     if hue or style:
-        ax.legend(fontsize=7, loc="best", frameon=True)
+        ax.legend(fontsize="x-small", loc="best", frameon=True)
     return ax
 
 
@@ -86,13 +87,13 @@ def r_vs_k(df, x="k", y="r", hue="target", global_df=None, ax=None, title=None, 
             ax2.errorbar(pos, g[y], yerr=[g[y] - g["ci_low"], g["ci_high"] - g[y]], fmt="s",
                          color=palette.get(name, "0.3"), ms=4, capsize=2)
         ax2.set_xticks(range(len(measures)))
-        ax2.set_xticklabels(measures, rotation=60, ha="right", fontsize=7)
+        ax2.set_xticklabels(measures, rotation=60, ha="right", fontsize="x-small")
         ax2.set_ylim(ax.get_ylim())
         ax2.axhline(0, color="k", lw=0.8)
-        ax2.set_title("global measures", fontsize=8)
+        ax2.set_title("global measures", fontsize="small")
         ax2.tick_params(labelleft=False)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title(title or "", fontsize=9)
+    ax.legend(fontsize="x-small", loc="best")
+    ax.set_title(title or "", fontsize="medium")
     return ax
 
 
@@ -103,7 +104,7 @@ def alignment_heatmap(mat, ax=None, title=None, annot=None, cmap="viridis"):
     sns.heatmap(mat, ax=ax, cmap=cmap, square=True, annot=(n <= 10) if annot is None else annot,
                 fmt=".2f", cbar_kws=dict(shrink=0.7), xticklabels=True, yticklabels=True)
     ax.tick_params(labelsize=6 if n > 15 else 8)
-    ax.set_title(title or "", fontsize=9)
+    ax.set_title(title or "", fontsize="medium")
     return ax
 
 
@@ -126,8 +127,8 @@ def brain_bars(df, x="score", y="model", hue="roi", ceiling=None, baseline=None,
             ax.axvspan(lo, hi, color=pal[roi], alpha=0.15, label=f"noise ceiling {roi}")
         if baseline and roi in baseline:
             ax.axvline(baseline[roi], color=pal[roi], ls="--", lw=1.2, label=f"pixels {roi}")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or "", fontsize=9)
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.set_title(title or "", fontsize="medium")
     return ax
 
 
@@ -139,12 +140,13 @@ def facet_scatter(df, x, y, col, hue=None, results=None, logx=False, col_wrap=3,
     d = df.assign(_x=np.log10(df[x]) if logx else df[x])
     g = sns.FacetGrid(d, col=col, col_wrap=col_wrap, height=height, sharex=False, sharey=False)
     g.map_dataframe(sns.regplot, x="_x", y=y, scatter=False, color="0.3", line_kws=dict(lw=1))
-    g.map_dataframe(sns.scatterplot, x="_x", y=y, hue=hue, s=30)
+    g.map_dataframe(sns.scatterplot, x="_x", y=y, hue=hue, s=30,
+                    palette=family_palette(df[hue]) if hue == "family" else None)
     for key, ax in g.axes_dict.items():
         t = f"{col} = {key}"
         if results and key in results:
             t += "\n" + format_corr(results[key])
-        ax.set_title(t, fontsize=8)
+        ax.set_title(t, fontsize="small")
         ax.set_xlabel(f"log10 {x}" if logx else x)
     return g
 
@@ -160,7 +162,7 @@ def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4
     tables = table if isinstance(table, dict) else None
     recs = records[:max_panels]
     nrows = int(np.ceil(len(recs) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.3 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(BOOK_WIDTH, 5.6 * ncols), 4.3 * nrows), squeeze=False)
     for ax, rec in zip(axes.flat, recs):
         t = tables[rec["population"]] if tables is not None else table
         sub = t.loc[[m for m in rec.get("members", t.index) if m in t.index]].dropna(subset=[rec["x"], rec["y"]])
@@ -337,7 +339,7 @@ def dose_response(table, x, ys, hue="family", logx=False, titles=None, ncols=Non
         ax.set_title(title)
     for ax in list(axes.flat)[len(ys):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -351,7 +353,7 @@ def robustness_heatmap(grid, primary=None, title=None):
     piv = grid.pivot_table(index=["estimator", "k"], columns=["space", "method"], values="r")
     fig, ax = plt.subplots(figsize=(BOOK_WIDTH, 0.9 + 0.28 * len(piv)))
     sns.heatmap(piv, ax=ax, cmap="RdBu_r", vmin=-1, vmax=1, center=0, annot=True, fmt=".2f",
-                annot_kws=dict(fontsize=7), cbar_kws=dict(label="r", shrink=0.6))
+                annot_kws=dict(fontsize="x-small"), cbar_kws=dict(label="r", shrink=0.6))
     if primary is not None:
         rows, cols = list(piv.index), list(piv.columns)
         key_r, key_c = (primary["estimator"], primary["k"]), (primary["space"], primary["method"])
@@ -391,7 +393,7 @@ def per_subject(records, ax=None, title="per-subject r (95 % CI)"):
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("subject")
     ax.set_ylabel("r")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize="small")
     ax.set_title(title)
     return ax
 
