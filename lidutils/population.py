@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import zoo
-from .cache import default_cache_dir
+from .cache import default_cache_dir, hash_key
 from .datasets import load_algonauts92, load_imagenet_sample, load_rdm_dataset
 from .features import extract
 from .models import OFFLINE_IMAGENET, load_model
@@ -138,7 +138,8 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         ``random:<name>`` untrained controls added to the ``"imagenet"`` group.
     n_images : int
         How many of the 1000 ImageNet sample photos to embed: ``n_images`` classes evenly
-        spaced over the 1000 (so animals and objects are both represented).
+        spaced over the 1000 (so animals and objects are both represented). In the dry
+        run: stand-in training images per subject.
     probe : "algonauts92" or Bunch
         Brain probe images (ignored when ``rdm_npz`` is given).
     rdm_npz, image_dir : path, optional
@@ -164,7 +165,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if tier in ("paper", "paper-dryrun"):
         pop = _paper_population(tier, models, nsd_root, list(nsd_subjects), cache_dir, device, progress,
-                                bundle_dir=bundle_dir)
+                                bundle_dir=bundle_dir, n_images=n_images)
         pop.members = _with_design(pop.members)
         return pop
     brain, probe_images = _brain(probe, rdm_npz, image_dir, rois, data_dir)
@@ -315,7 +316,8 @@ def _family(name):
     return name.split("_")[0]
 
 
-def _paper_population(tier, models, nsd_root, subjects, cache_dir, device, progress, bundle_dir=None, seed=0):
+def _paper_population(tier, models, nsd_root, subjects, cache_dir, device, progress, bundle_dir=None, seed=0,
+                      n_images=200):
     """The paper tier (:mod:`lidutils.paper_tier`) as a :class:`Population`.
 
     ``tier="paper"``: the paper's timm models, downloaded, on the NSD data at
@@ -327,8 +329,10 @@ def _paper_population(tier, models, nsd_root, subjects, cache_dir, device, progr
     from . import paper_tier as PT
 
     if tier == "paper-dryrun":
-        run = PT.dry_run(cache_dir / "paper-dryrun", models=models or PT.DRY_RUN_MODELS,
-                         n_subjects=max(2, len(subjects)), device=device, seed=seed, progress=progress)
+        models = list(models or PT.DRY_RUN_MODELS)
+        work = cache_dir / f"paper-dryrun-{hash_key(models, n_images, max(2, len(subjects)), seed)}"
+        run = PT.dry_run(work, models=models, n_images=n_images, n_subjects=max(2, len(subjects)),
+                         device=device, seed=seed, progress=progress)
     else:
         if bundle_dir is None and (nsd_root is None or not Path(nsd_root).is_dir()):
             raise PaperTierUnavailable(

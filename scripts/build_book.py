@@ -219,6 +219,22 @@ def _from_root(path):
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def _write_toc(path, chapters):
+    """Rewrite a staged ``_toc.yml`` keeping only the ``notebooks/*`` chapters named in ``chapters``."""
+    import yaml
+
+    def keep(node):
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith("notebooks/") and Path(f).with_suffix("").name not in chapters:
+                return None
+            return {k: [c for c in (keep(x) for x in v) if c is not None] if isinstance(v, list) else v
+                    for k, v in node.items()}
+        return node
+
+    Path(path).write_text(yaml.safe_dump(keep(yaml.safe_load(Path(path).read_text())), sort_keys=False))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stage", default=str(ROOT / "_build" / "book_src"))
@@ -232,7 +248,17 @@ def main(argv=None):
                     help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="parameter passed to every notebook that declares it")
+    ap.add_argument("--output", default=str(ROOT), help="the site goes to OUTPUT/_build/html")
+    ap.add_argument("--dryrun", action="store_true",
+                    help="the paper tier's code path on stand-ins (tier=paper-dryrun): the claim chapters "
+                         "01-05 and the claims page, into _build/dryrun (results never mix with the book's)")
     args = ap.parse_args(argv)
+    chapters = list(NOTEBOOKS)
+    if args.dryrun:
+        dry = ROOT / "_build" / "dryrun"
+        args.stage, args.results, args.output = str(dry / "book_src"), str(dry / "results"), str(dry)
+        args.p = [["tier", "paper-dryrun"], ["models", "null"], ["controls", "[]"], ["n_images", "200"]] + args.p
+        chapters = [n for n in NOTEBOOKS if n[:2] in ("01", "02", "03", "04", "05")]
 
     stage = Path(args.stage)
     # The Makefile exports MPLBACKEND=Agg (headless); the kernels need the inline backend
@@ -251,6 +277,8 @@ def main(argv=None):
     stage.mkdir(parents=True, exist_ok=True)
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / f, stage / f)
+    if chapters != NOTEBOOKS:  # a book of the chosen chapters only
+        _write_toc(stage / "_toc.yml", chapters)
     for d in ("book", "docs"):
         if (ROOT / d).is_dir():
             shutil.copytree(ROOT / d, stage / d, dirs_exist_ok=True,
@@ -259,7 +287,7 @@ def main(argv=None):
 
     # 2.-3. execute
     timings = {}
-    todo = [n for n in NOTEBOOKS if not args.only or any(n.startswith(o) for o in args.only)]
+    todo = [n for n in chapters if not args.only or any(n.startswith(o) for o in args.only)]
     for name in todo:
         if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
             raise SystemExit(f"missing notebook {ROOT / 'notebooks' / name}.ipynb")
@@ -287,7 +315,7 @@ def main(argv=None):
     # left in them for whoever maintains the notebooks.
     import nbformat
 
-    for f in [stage / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS] + [stage / "book" / "claims.ipynb"]:
+    for f in [stage / "notebooks" / f"{n}.ipynb" for n in chapters] + [stage / "book" / "claims.ipynb"]:
         if f.exists():
             nb = tag_cells(nbformat.read(str(f), as_version=4))
             nbformat.write(nb, str(f))
@@ -295,16 +323,16 @@ def main(argv=None):
                 print(f"[build_book] warning shown in {f.stem}: {w}", flush=True)
     # 4. render
     if not args.no_html:
-        for name in NOTEBOOKS:  # pages not executed this time keep their last executed copy
+        for name in chapters:  # pages not executed this time keep their last executed copy
             if not (stage / "notebooks" / f"{name}.ipynb").exists():
                 raise SystemExit(f"{name} has never been executed into {stage}; run without --only.")
         t0 = time.perf_counter()
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
-               "--path-output", str(ROOT), "-W", "--all"]
+               "--path-output", str(args.output), "-W", "--all"]
         print("[build_book]", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
         timings["jupyter-book"] = time.perf_counter() - t0
-        print(f"[build_book] site: {ROOT / '_build' / 'html' / 'index.html'}")
+        print(f"[build_book] site: {Path(args.output) / '_build' / 'html' / 'index.html'}")
     print("[build_book] timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
 
 
