@@ -237,8 +237,8 @@ def _write_toc(path, chapters):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stage", default=str(ROOT / "_build" / "book_src"))
-    ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--stage", default=None, help="staging folder (default _build/book_src)")
+    ap.add_argument("--results", default=None, help="results folder (default results/)")
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "cache"))
     ap.add_argument("--only", nargs="*", help="notebook prefixes to execute (default: all)")
     ap.add_argument("--no-html", action="store_true", help="execute only, skip jupyter-book")
@@ -248,15 +248,17 @@ def main(argv=None):
                     help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="parameter passed to every notebook that declares it")
-    ap.add_argument("--output", default=str(ROOT), help="the site goes to OUTPUT/_build/html")
+    ap.add_argument("--output", default=None, help="the site goes to OUTPUT/_build/html (default: the repository)")
     ap.add_argument("--dryrun", action="store_true",
                     help="the paper tier's code path on stand-ins (tier=paper-dryrun): the claim chapters "
                          "01-05 and the claims page, into _build/dryrun (results never mix with the book's)")
     args = ap.parse_args(argv)
     chapters = list(NOTEBOOKS)
+    base = ROOT / "_build" / "dryrun" if args.dryrun else ROOT
+    args.stage = args.stage or str(base / "_build" / "book_src" if not args.dryrun else base / "book_src")
+    args.results = args.results or str(base / "results")
+    args.output = args.output or str(base)
     if args.dryrun:
-        dry = ROOT / "_build" / "dryrun"
-        args.stage, args.results, args.output = str(dry / "book_src"), str(dry / "results"), str(dry)
         args.p = [["tier", "paper-dryrun"], ["models", "null"], ["controls", "[]"], ["n_images", "200"]] + args.p
         chapters = [n for n in NOTEBOOKS if n[:2] in ("01", "02", "03", "04", "05")]
 

@@ -181,3 +181,27 @@ def test_model_lists_must_be_lists(tmp_path):
 
 class _Probe:
     images = __import__("numpy").zeros((5, 8, 8, 3), dtype="uint8")
+
+
+@pytest.mark.slow
+@needs_data
+def test_paper_tier_dry_run_command(tmp_path):
+    """`make dryrun` (build_book.py --dryrun): the paper tier's path through chapters 01-05 on stand-ins."""
+    import subprocess
+    import sys
+
+    models = ["convnext_atto.d2_in1k", "resnet18.tv_in1k", "resmlp_12_224.fb_in1k", "vit_base_patch16_224.mae"]
+    cmd = [sys.executable, "scripts/build_book.py", "--dryrun", "--no-html", "--stage", str(tmp_path / "stage"),
+           "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+           "-p", "n_images", "60", "-p", "models", json.dumps(models), "-p", "n_boot", "200", "-p", "n_perm", "300",
+           "-p", "data_dir", json.dumps(DATA)]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    for claim in ("C1", "C2", "C3", "C4", "C5", "C7"):
+        d = json.loads((tmp_path / "results" / f"{claim}.json").read_text())
+        assert d["tier"] == "paper-dryrun" and d["dry_run"] is True, claim
+        assert d["parameters"]["tier"] == "paper-dryrun"
+        head = d["analyses"][0]
+        assert head["population"].startswith("paper models") and head["n"] >= 4
+    # marked in every output, never mixable with real results
+    staged = (tmp_path / "stage" / "notebooks" / "03_model_brain.ipynb").read_text()
+    assert "dry run" in staged
