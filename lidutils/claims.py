@@ -311,7 +311,14 @@ def setup(params, include=("zoo", "imagenet")):
         device=params["device"], data_dir=params["data_dir"], nsd_root=params["nsd_root"],
         include=include, rdm_npz=params.get("rdm_npz"), image_dir=params.get("image_dir"),
         rois=params.get("rois"), nsd_subjects=params.get("nsd_subjects") or (1,))
+    if params["tier"] == "paper-dryrun":
+        print(DRY_RUN_BANNER)
     return Study(dict(params), pop, analysis_populations(pop.members))
+
+
+#: Printed by :func:`setup` in every chapter of a dry run (and prefixed to its verdicts).
+DRY_RUN_BANNER = ("DRY RUN on stand-ins (tier='paper-dryrun'): untrained paper architectures and generated "
+                  "NSD-layout data exercise the paper tier's code path. These numbers are not results.")
 
 
 def from_population(pop, **params):

@@ -162,4 +162,6 @@ def glue_claim(res):
     head = next(a for a in res["analyses"] if a["analysis"] == res["primary"])
     text = (f"**{res['verdict']}** ({res.get('verdict_reason', '')}) — primary analysis "
             f"{describe(head)}; paper: {res['paper_value']}.")
+    if res.get("dry_run"):
+        text = "**DRY RUN on stand-ins — not a result.** " + text
     return glue_text(f"{res['claim']}_result", text)
