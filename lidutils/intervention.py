@@ -590,8 +590,12 @@ def norm_control(diffs):
     return pd.DataFrame(rows)
 
 
-def interpretation(verdict, head, norm_acc=None):
-    """What the result means for the paper's causal reading (markdown, from the numbers)."""
+def interpretation(verdict, head, norm_acc=None, summary=None):
+    """What the result means for the paper's causal reading (markdown, from the numbers).
+
+    ``summary`` (:func:`paired_summary`) adds the shape of the accuracy dose–response:
+    on how many of the negative and positive doses the mean paired Δaccuracy was below 0.
+    """
     ci = f"r = {head['r']:+.2f} [{head['ci_low']:+.2f}, {head['ci_high']:+.2f}], n = {head['n']}"
     text = {
         "replicated": (f"Within matched seeds, networks whose LID the penalty lowered became more accurate, "
@@ -609,6 +613,14 @@ def interpretation(verdict, head, norm_acc=None):
         "uninformative": ("The penalty did not move LID in the intended direction in every family, so the "
                           "experiment cannot test the causal reading."),
     }[verdict]
+    if summary is not None and len(summary):
+        acc = summary[(summary.metric == "accuracy") & (summary.condition == "lid") & (summary.label_noise == 0)]
+        neg, pos = acc[acc.lam < 0], acc[acc.lam > 0]
+        text += (f" Shape of the dose–response: the mean paired Δaccuracy was below 0 at {(neg['mean'] < 0).sum()} "
+                 f"of {len(neg)} LID-raising doses and at {(pos['mean'] < 0).sum()} of {len(pos)} LID-lowering "
+                 "doses (family × λ cells, 3 seeds each)"
+                 + ("; the unregularised network sat at the accuracy optimum, and pushing LID either way cost "
+                    "accuracy." if (neg["mean"] < 0).all() and (pos["mean"] < 0).all() else "."))
     if norm_acc is not None and len(norm_acc):
         parts = [f"{r.family} at λ = {r.lam:g}: LID penalty Δaccuracy {r.lid_mean:+.3f}, norm penalty "
                  f"{r.norm_mean:+.3f} (difference {r.contrast:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], "

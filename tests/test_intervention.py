@@ -133,6 +133,8 @@ def test_records_verdict_follows_the_data():
     v3, reason3 = IV.claim_verdict(*IV.records(d3, n_boot=300, n_perm=300))
     assert v3 == "uninformative" and "manipulation" in reason3
     assert "causal" in IV.interpretation(v, head)
+    text = IV.interpretation(v, head, IV.norm_control(d), IV.paired_summary(d))
+    assert "4 of 4 LID-raising doses and at 0 of 6 LID-lowering" in text and "norm penalty" in text
 
 
 def test_validate_penalty_tracks_lid():
