@@ -61,7 +61,7 @@ from .measures import lid_col  # noqa: F401  (notebooks: C.lid_col)
 SHARED_DEFAULTS = dict(
     tier="offline", zoo_grid="controlled", models=None,
     controls=["random:tf_efficientnet_lite0", "random:mobilenetv2_100"], n_images=500,
-    space="pca300", n_pcs=300, method="pearson", n_boot=2000, n_perm=10000, seed=0,
+    layer="penultimate", space="pca300", n_pcs=300, method="pearson", n_boot=2000, n_perm=10000, seed=0,
     device="auto", cache_dir="data/cache", out_dir="results", data_dir=None, nsd_root=None,
 )
 #: Notebook-specific parameters (name -> default), recorded with the shared ones.
@@ -310,7 +310,8 @@ def setup(params, include=("zoo", "imagenet")):
         controls=params["controls"], n_images=params["n_images"], cache_dir=params["cache_dir"],
         device=params["device"], data_dir=params["data_dir"], nsd_root=params["nsd_root"],
         include=include, rdm_npz=params.get("rdm_npz"), image_dir=params.get("image_dir"),
-        rois=params.get("rois"), nsd_subjects=params.get("nsd_subjects") or (1,))
+        rois=params.get("rois"), nsd_subjects=params.get("nsd_subjects") or (1,),
+        layer=params.get("layer", "penultimate"))
     if params["tier"] == "paper-dryrun":
         print(DRY_RUN_BANNER)
     return Study(dict(params), pop, analysis_populations(pop.members))

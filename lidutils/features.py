@@ -160,7 +160,8 @@ def layer_names(model):
     return ["penultimate", "logits"] + [n for n, _ in model.named_modules() if n]
 
 
-def _reduce(out, pool, layer):
+def reduce_output(out, pool, layer):
+    """A module's output as an (N, D) tensor: ``pool="avg"`` averages spatial (4-D) / token (3-D) axes, ``"flatten"`` keeps them."""
     if isinstance(out, (tuple, list)):
         out = out[0]
     if hasattr(out, "last_hidden_state"):
@@ -258,7 +259,7 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
                     out = model(batch)
                 else:
                     model(batch)
-                    out = _reduce(captured.pop("out"), pool, layer)
+                    out = reduce_output(captured.pop("out"), pool, layer)
             feats = out.flatten(1).float().cpu().numpy()
             if part is not None:
                 save_npz(part, features=feats)

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from . import zoo
-from .cache import default_cache_dir, hash_key
+from . import features
+from .cache import default_cache_dir, hash_key, load_npz, save_npz
 from .datasets import load_algonauts92, load_imagenet_sample, load_rdm_dataset
 from .features import extract
 from .models import OFFLINE_IMAGENET, load_model
@@ -119,7 +120,8 @@ ZOO_GROUPS = {
 def build_population(tier="offline", zoo_grid="controlled", models=None, controls=DEFAULT_CONTROLS,
                      n_images=500, probe="algonauts92", cache_dir=None, device="auto",
                      data_dir=None, nsd_root=None, nsd_subjects=(1,), include=("zoo", "imagenet"),
-                     progress=False, rdm_npz=None, image_dir=None, rois=None, bundle_dir=None):
+                     progress=False, rdm_npz=None, image_dir=None, rois=None, bundle_dir=None,
+                     layer="penultimate"):
     """Assemble the model population of the notebooks, with its brain data.
 
     Parameters
@@ -152,6 +154,11 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         measurements under ``measures/``); default :func:`lidutils.cache.default_cache_dir`.
     include : tuple
         Which offline groups to build (``"zoo"``, ``"imagenet"``).
+    layer : str
+        Which layer's output represents a model: ``"penultimate"`` (the pooled
+        embedding, default) or a module name (:func:`lidutils.features.layer_names`),
+        spatially averaged; for zoo networks a module of their trunk (e.g.
+        ``"body.0"``, the trunk before the embedding layer). Offline tier only.
     nsd_root, nsd_subjects, bundle_dir :
         Paper tier: the Algonauts-2023 folder, the subjects to score, and a results
         bundle to read (or write) instead of recomputing (:func:`lidutils.paper_tier.read_bundle`).
@@ -175,11 +182,11 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
     tables, eval_reps, probe_reps, stimuli = [], {}, {}, {}
     if "zoo" in include:
         for group, grid, data in _zoo_groups(zoo_grid):
-            t, e, p, s = _zoo_group(group, grid, data, cache_dir, device, probe_images, progress)
+            t, e, p, s = _zoo_group(group, grid, data, cache_dir, device, probe_images, progress, layer)
             tables.append(t); eval_reps.update(e); probe_reps.update(p); stimuli[group] = s
     if "imagenet" in include:
         t, e, p, s = _imagenet_group(models, controls, n_images, cache_dir, device, data_dir,
-                                     probe_images, progress)
+                                     probe_images, progress, layer)
         tables.append(t); eval_reps.update(e); probe_reps.update(p); stimuli["imagenet"] = s
     members = _with_design(pd.concat(tables))
     return Population(members, eval_reps, probe_reps, stimuli, cache_dir, brain=brain,
@@ -212,7 +219,7 @@ def _brain(probe, rdm_npz, image_dir, rois, data_dir):
     return {roi: b.rdms for roi, b in sets.items()}, images
 
 
-def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress):
+def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress, layer="penultimate"):
     """One zoo group: train (or load) the grid on its training set; one member per checkpoint."""
 
     table = zoo.train_zoo(grid=grid, data=data, cache_dir=cache_dir / "zoo", device=device,
@@ -223,9 +230,12 @@ def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress):
     tag = group.removeprefix("zoo").lstrip("-")
     names = [f"zoo{'-' + tag if tag else ''}:{k}@{int(e)}" for k, e in zip(label, table["epoch"])]
     eval_reps, probe_reps = {}, {}
+    if layer != "penultimate":
+        eval_reps, probe_reps = _zoo_layer(table, names, data, layer, probe_images, cache_dir)
     for name, (_, row) in zip(names, table.iterrows()):
-        eval_reps[name] = np.asarray(zoo.load_embeddings(row, which="eval"), dtype=np.float32)
-        probe_reps[name] = np.asarray(zoo.load_embeddings(row, which="probe"), dtype=np.float32)
+        if layer == "penultimate":
+            eval_reps[name] = np.asarray(zoo.load_embeddings(row, which="eval"), dtype=np.float32)
+            probe_reps[name] = np.asarray(zoo.load_embeddings(row, which="probe"), dtype=np.float32)
     last = table.groupby("key")["epoch"].transform("max")
     t = pd.DataFrame(index=pd.Index(names, name="member"))
     t["group"] = group
@@ -249,6 +259,42 @@ def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress):
     return t, eval_reps, probe_reps, f"zoo held-out evaluation images ({data} test split)"
 
 
+def _zoo_layer(table, names, data_name, layer, probe_images, cache_dir):
+    """Outputs of the module ``layer`` of every zoo checkpoint on the evaluation and probe images.
+
+    The checkpoint is rebuilt (:func:`lidutils.zoo.load_zoo_model`), a forward hook
+    reads the module's output, spatial / token axes are averaged
+    (:func:`lidutils.features.reduce_output`); cached per checkpoint and layer.
+    """
+    import torch
+
+    data = zoo._Data(None, None, dataset=data_name)
+    x_eval = data.x[data.eval_idx]
+    probe = data.normalise(zoo.prepare_probe(probe_images, data.shape, reference=data.raw)[0])
+    eval_reps, probe_reps = {}, {}
+    for name, (_, row) in zip(names, table.iterrows()):
+        path = Path(cache_dir) / "zoo-layers" / f"{hash_key(row['ckpt_path'], layer, hash_key(probe.numpy()))}.npz"
+        if not path.exists():
+            model = zoo.load_zoo_model(row)
+            modules = dict(model.named_modules())
+            if layer not in modules:
+                raise ValueError(f"{row['name']} has no module {layer!r}; modules: {[m for m in modules if m][:30]}")
+            out = {}
+            hook = modules[layer].register_forward_hook(lambda m, i, o: out.__setitem__("x", o))
+            feats = []
+            try:
+                with torch.no_grad():
+                    for X in (x_eval, probe):
+                        model(X)
+                        feats.append(features.reduce_output(out["x"], "avg", layer).numpy())
+            finally:
+                hook.remove()
+            save_npz(path, eval=feats[0].astype(np.float32), probe=feats[1].astype(np.float32))
+        z = load_npz(path)
+        eval_reps[name], probe_reps[name] = z["eval"], z["probe"]
+    return eval_reps, probe_reps
+
+
 def _zoo_regime(t):
     """Label each zoo checkpoint: label noise, under-trained (not the final epoch), final epoch."""
     noise = t["label_noise"].to_numpy() if "label_noise" in t else np.zeros(len(t))
@@ -258,7 +304,7 @@ def _zoo_regime(t):
 
 
 def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, probe_images,
-                    progress):
+                    progress, layer="penultimate"):
 
     models = list(models) if models is not None else list(OFFLINE_IMAGENET)
     names = models + [c for c in controls if c not in models]
@@ -276,7 +322,7 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
                 f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
                 "and their 'random:' controls are available; other timm names need internet."
             ) from exc
-        kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress)
+        kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress, layer=layer)
         eval_reps[name] = np.asarray(extract((model, info), paths, **kw), dtype=np.float32)
         probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
         rows.append(dict(member=name, group="imagenet", **_info_fields(name, info)))

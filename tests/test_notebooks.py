@@ -205,3 +205,20 @@ def test_paper_tier_dry_run_command(tmp_path):
     # marked in every output, never mixable with real results
     staged = (tmp_path / "stage" / "notebooks" / "03_model_brain.ipynb").read_text()
     assert "dry run" in staged
+
+
+@pytest.mark.slow
+@needs_data
+def test_population_layer_parameter(executed):
+    """build_population(layer=...) reaches the zoo's checkpoints and the ImageNet models' modules."""
+    from lidutils.population import build_population
+
+    _, cache, _, _ = executed
+    pop = build_population(zoo_grid="smoke", models=["mobilenetv2_100"], controls=[], n_images=120,
+                           cache_dir=cache, data_dir=DATA, device="cpu", layer="body.0")
+    z = [m for m in pop.members.index if m.startswith("zoo")]
+    assert z and all(pop.eval_reps[m].shape[0] == 1000 and pop.probe_reps[m].shape[0] == 92 for m in z)
+    assert pop.eval_reps[z[0]].shape[1] != 128  # not the 128-unit embedding
+    with pytest.raises(ValueError, match="no module"):
+        build_population(zoo_grid="smoke", include=("zoo",), cache_dir=cache, data_dir=DATA, device="cpu",
+                         layer="nonexistent")
