@@ -214,8 +214,8 @@ def test_population_layer_parameter(executed):
     from lidutils.population import build_population
 
     _, cache, _, _ = executed
-    pop = build_population(zoo_grid="smoke", models=["mobilenetv2_100"], controls=[], n_images=120,
-                           cache_dir=cache, data_dir=DATA, device="cpu", layer="body.0")
+    pop = build_population(zoo_grid="smoke", include=("zoo",), cache_dir=cache, data_dir=DATA, device="cpu",
+                           layer="body.0")
     z = [m for m in pop.members.index if m.startswith("zoo")]
     assert z and all(pop.eval_reps[m].shape[0] == 1000 and pop.probe_reps[m].shape[0] == 92 for m in z)
     assert pop.eval_reps[z[0]].shape[1] != 128  # not the 128-unit embedding
