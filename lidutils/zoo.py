@@ -282,6 +282,15 @@ SCHEDULES = ("constant", "cosine")
 WARMUP = 0.1  # fraction of the optimisation steps spent warming the learning rate up (schedule="cosine")
 
 
+def _penalty_code():
+    """Hash of :mod:`lidutils.penalty`'s source (imported only for penalised entries)."""
+    import inspect
+
+    from . import penalty
+
+    return hash_key("penalty-code", inspect.getsource(penalty))
+
+
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
     """One trained network of the zoo (all of its saved epochs).
@@ -381,8 +390,13 @@ class ZooEntry:
 
     @property
     def key(self):
-        """Stable hash of the training settings (and of ``ZOO_VERSION``)."""
-        return hash_key("zoo-entry", ZOO_VERSION, self.fields())
+        """Stable hash of the training settings (and of ``ZOO_VERSION``).
+
+        A penalised entry also hashes the source of :mod:`lidutils.penalty`, so a change
+        to the penalty retrains exactly the networks trained with it.
+        """
+        extra = (_penalty_code(),) if self.penalty_weight else ()
+        return hash_key("zoo-entry", ZOO_VERSION, self.fields(), *extra)
 
     @property
     def name(self):
