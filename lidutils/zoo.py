@@ -283,12 +283,10 @@ WARMUP = 0.1  # fraction of the optimisation steps spent warming the learning ra
 
 
 def _penalty_code():
-    """Hash of :mod:`lidutils.penalty`'s source (imported only for penalised entries)."""
-    import inspect
+    """Hash of the source file of :mod:`lidutils.penalty` (read, not imported)."""
+    from pathlib import Path as _P
 
-    from . import penalty
-
-    return hash_key("penalty-code", inspect.getsource(penalty))
+    return hash_key("penalty-code", (_P(__file__).parent / "penalty.py").read_bytes())
 
 
 @dataclasses.dataclass(frozen=True)
