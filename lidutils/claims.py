@@ -75,6 +75,15 @@ NOTEBOOK_DEFAULTS = {
     "05_local_vs_global": {},
     "population": {},
 }
+#: Chapters whose parameters are their own (no population of the claim chapters): name -> defaults.
+#: Where a name is shared with :data:`SHARED_DEFAULTS` its default agrees (tests/test_claims.py).
+OWN_PARAMETERS = {
+    "00_validation": dict(tier="offline", n_models=16, n_stimuli=400, seeds=2, n_sim=1000, n_boot=2000,
+                          n_perm=10000, out_dir="results", seed=0),
+    "06_intervention": dict(tier="offline", zoo_grid="controlled", k_local=50, n_pcs=300, method="pearson",
+                            n_boot=2000, n_perm=10000, seed=0, device="auto", num_workers=2,
+                            cache_dir="data/cache", out_dir="results", data_dir=None),
+}
 #: The K sweep of every r-vs-K curve (clipped below N/4 per population; N/4 itself is added).
 K_SWEEP = (5, 10, 20, 50, 100, 200, 500, 1000)
 GLOBAL_FRACTION = 0.25  # LID at K >= N/4 counts as a global measure (C4)
@@ -85,15 +94,19 @@ def parameters(namespace, notebook):
     """Every parameter of ``notebook`` taken from its namespace (for the results file).
 
     ``namespace`` is the notebook's ``globals()``; the names are
-    :data:`SHARED_DEFAULTS` plus ``NOTEBOOK_DEFAULTS[notebook]``, so a results file
+    :data:`SHARED_DEFAULTS` plus ``NOTEBOOK_DEFAULTS[notebook]`` (or the chapter's
+    :data:`OWN_PARAMETERS`), so a results file
     records every parameter that can change it without anything typed by hand.
     Relative ``cache_dir`` / ``out_dir`` are relative to the book's root (the folder
     with ``_toc.yml``), so a notebook opened in ``notebooks/`` (``make lab``) uses the
     same caches and results as the book.
     """
-    if notebook not in NOTEBOOK_DEFAULTS:
-        raise ValueError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_DEFAULTS)}.")
-    names = list(SHARED_DEFAULTS) + list(NOTEBOOK_DEFAULTS[notebook])
+    if notebook in OWN_PARAMETERS:
+        names = list(OWN_PARAMETERS[notebook])
+    elif notebook in NOTEBOOK_DEFAULTS:
+        names = list(SHARED_DEFAULTS) + list(NOTEBOOK_DEFAULTS[notebook])
+    else:
+        raise ValueError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_DEFAULTS) + sorted(OWN_PARAMETERS)}.")
     missing = [n for n in names if n not in namespace]
     if missing:
         raise ValueError(f"{notebook}: the parameters cell lacks {missing}; define them there.")

@@ -47,13 +47,15 @@ def test_parameters_recorded_from_the_namespace():
         C.parameters(ns, "99_nothing")
 
 
-@pytest.mark.parametrize("nb", sorted(n for n in C.NOTEBOOK_DEFAULTS if n != "population"))
+@pytest.mark.parametrize("nb", sorted(n for n in C.NOTEBOOK_DEFAULTS if n != "population") + sorted(C.OWN_PARAMETERS))
 def test_notebook_parameter_defaults_agree(nb):
     declared = C.notebook_parameter_defaults(ROOT / "notebooks" / f"{nb}.ipynb")
-    expected = {**C.SHARED_DEFAULTS, **C.NOTEBOOK_DEFAULTS[nb]}
+    expected = C.OWN_PARAMETERS.get(nb) or {**C.SHARED_DEFAULTS, **C.NOTEBOOK_DEFAULTS[nb]}
     assert set(declared) == set(expected), set(declared) ^ set(expected)
     for k, v in expected.items():
         assert declared[k] == v, (nb, k, declared[k], v)
+        if k in C.SHARED_DEFAULTS:  # a name shared by several chapters means the same default everywhere
+            assert v == C.SHARED_DEFAULTS[k], (nb, k)
 
 
 # ----------------------------------------------------------------------------- populations, K
