@@ -66,11 +66,10 @@ SHARED_DEFAULTS = dict(
 )
 #: Notebook-specific parameters (name -> default), recorded with the shared ones.
 NOTEBOOK_DEFAULTS = {
-    "01_generalization": {"degrade_photos": 300, "degrade_kinds": ["weight_noise", "magnitude_prune", "blur"]},
+    "01_generalization": {"degrade_photos": 150, "degrade_kinds": ["weight_noise", "blur"]},
     "02_model_model": {"k_align": 10},
     "03_model_brain": {"rois": None, "rdm_npz": None, "image_dir": None, "rsa_method": "spearman",
-                       "nsd_subjects": [1], "degrade_photos": 300,
-                       "degrade_kinds": ["weight_noise", "magnitude_prune", "blur"]},
+                       "nsd_subjects": [1], "degrade_photos": 150, "degrade_kinds": ["weight_noise", "blur"]},
     "04_scaling": {},
     "05_local_vs_global": {},
     "population": {},
@@ -352,14 +351,14 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
               seed=0, note=""):
     """One correlation record across the units of ``table`` (rows with finite x and y).
 
-    Returns ``None`` when a column is missing or fewer than 4 units remain. The record holds the fields of
+    Returns ``None`` when a column is missing or constant, or fewer than 4 units remain. The record holds the fields of
     the results files (see the module docstring); ``expected_sign`` defaults to the
     claim's, ``paper_r`` to the claim's paper value (``None``: no paper number).
     """
     if x not in table or y not in table:
         return None
     sub = table[[x, y]].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
-    if len(sub) < MIN_N:
+    if len(sub) < MIN_N or np.ptp(sub[x]) == 0 or np.ptp(sub[y]) == 0:  # no correlation to speak of
         return None
     info = PAPER.PAPER[claim]
     sign = int(expected_sign if expected_sign is not None else info["expected_sign"])
@@ -1080,7 +1079,7 @@ def save_validation(summary, out_dir="results"):
 #: classifiers, which damages (6 levels each, :data:`lidutils.degrade.DEFAULT_LEVELS`),
 #: on how many ImageNet sample photos.
 DEGRADATION = dict(models=("tf_efficientnet_lite0", "mobilenetv2_100"),
-                   kinds=("weight_noise", "magnitude_prune", "blur"), n_photos=300)
+                   kinds=("weight_noise", "blur"), n_photos=150)
 
 
 def degradation_table(study, models=None, kinds=None, n_photos=None):
