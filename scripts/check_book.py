@@ -35,6 +35,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -237,6 +238,12 @@ def check_page(driver, page, shot=None, max_height=12000, width=1280):
     ``shot``: path of the PNG screenshot to write (None: none).
     """
     driver.get(page.resolve().as_uri())
+    # a loaded page has a body; on a busy machine get() can return a moment before that
+    deadline = time.monotonic() + 30
+    while not driver.execute_script("return document.readyState === 'complete' && !!document.body"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     res = driver.execute_async_script(_PAGE_JS)
     found = {c: [] for c in ("js-error", "raw-math", "overflow", "image")}
     found["notes"] = []
