@@ -1118,7 +1118,8 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
         partners = {p: X for p, X in intact.items() if p != m}
         if partners:
             al = [M.ridge_matrix({**{lv: X}, **partners}, n_pcs=study.params.get("n_pcs", 300),
-                                 seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir)
+                                 seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir,
+                                 **M.RIDGE)
                   for lv, X in photos.items()]
             t["ridge"] = [float(np.mean([(a.iloc[0, j] + a.iloc[j, 0]) / 2 for j in range(1, len(a))])) for a in al]
         if study.pop.brain is not None:

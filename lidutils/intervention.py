@@ -310,7 +310,7 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
     (cached), one per family for the dose and noise series and one for its norm
     controls with their references.
     """
-    from .measures import brain_long, lid_table, ridge_matrix
+    from .measures import RIDGE, brain_long, lid_table, ridge_matrix
 
     with _torch_threads(num_threads):
         reps = {n: load_eval(r) for n, r in runs.iterrows()}
@@ -325,7 +325,7 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
             # controls with their references (so a changed control recomputes only its own)
             names = list(dict.fromkeys(list(g.index) + [m for n in g.index for m in refs[n]]))
             M = ridge_matrix({n: reps[n] for n in names}, n_pcs=n_pcs, seed=seed, device=device,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, **RIDGE)
             for n in g.index:
                 r = refs[n]
                 rows[n] = {"ridge_to_ref": float(M.loc[n, r].mean()) if r else np.nan,
