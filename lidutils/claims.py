@@ -60,16 +60,16 @@ from .measures import lid_col  # noqa: F401  (notebooks: C.lid_col)
 #: parameters cells must agree: tests/test_claims.py checks it).
 SHARED_DEFAULTS = dict(
     tier="offline", zoo_grid="controlled", models=None,
-    controls=["random:tf_efficientnet_lite0", "random:mobilenetv2_100"], n_images=500,
+    controls=["random:tf_efficientnet_lite0", "random:mobilenetv2_100"], n_images=300,
     layer="penultimate", space="pca300", n_pcs=300, method="pearson", n_boot=2000, n_perm=10000, seed=0,
     device="auto", cache_dir="data/cache", out_dir="results", data_dir=None, nsd_root=None,
 )
 #: Notebook-specific parameters (name -> default), recorded with the shared ones.
 NOTEBOOK_DEFAULTS = {
-    "01_generalization": {"degrade_photos": 150, "degrade_kinds": ["weight_noise", "blur"]},
+    "01_generalization": {"degrade_photos": 100, "degrade_kinds": ["weight_noise", "blur"]},
     "02_model_model": {"k_align": 10},
     "03_model_brain": {"rois": None, "rdm_npz": None, "image_dir": None, "rsa_method": "spearman",
-                       "nsd_subjects": [1], "degrade_photos": 150, "degrade_kinds": ["weight_noise", "blur"]},
+                       "nsd_subjects": [1], "degrade_photos": 100, "degrade_kinds": ["weight_noise", "blur"]},
     "04_scaling": {},
     "05_local_vs_global": {},
     "population": {},
@@ -1079,7 +1079,7 @@ def save_validation(summary, out_dir="results"):
 #: classifiers, which damages (6 levels each, :data:`lidutils.degrade.DEFAULT_LEVELS`),
 #: on how many ImageNet sample photos.
 DEGRADATION = dict(models=("tf_efficientnet_lite0", "mobilenetv2_100"),
-                   kinds=("weight_noise", "blur"), n_photos=150)
+                   kinds=("weight_noise", "blur"), n_photos=100)
 
 
 def degradation_table(study, models=None, kinds=None, n_photos=None):

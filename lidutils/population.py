@@ -118,7 +118,7 @@ ZOO_GROUPS = {
 
 # ----------------------------------------------------------------------------- building
 def build_population(tier="offline", zoo_grid="controlled", models=None, controls=DEFAULT_CONTROLS,
-                     n_images=500, probe="algonauts92", cache_dir=None, device="auto",
+                     n_images=300, probe="algonauts92", cache_dir=None, device="auto",
                      data_dir=None, nsd_root=None, nsd_subjects=(1,), include=("zoo", "imagenet"),
                      progress=False, rdm_npz=None, image_dir=None, rois=None, bundle_dir=None,
                      layer="penultimate"):
