@@ -598,8 +598,13 @@ def local_global(study, claim, name, y, table=None, estimator="mle"):
 
 
 def write(study, claim, records, primary, *, notebook, verdict=None, reason=None, extra=None, section=None):
-    """Finalize (primary, Holm) and write ``<out_dir>/<claim>.json`` with every parameter."""
+    """Finalize (primary, Holm) and write ``<out_dir>/<claim>.json`` with every parameter.
 
+    Without a primary record (too few units for the pre-declared analysis) nothing is
+    written and ``None`` is returned; :func:`lidutils.report.glue_claim` then says so.
+    """
+    if primary is None or not any(r is not None for r in records):
+        return None
     recs = finalize(records, primary)
     return write_claim(claim, recs, out_dir=study.params.get("out_dir", "results"), primary=primary,
                        verdict=verdict, reason=reason, parameters=study.params, extra=extra or {},
@@ -879,6 +884,8 @@ def local_global_frame(blocks):
 def c4_verdict(block):
     """C4's verdict for one target's :func:`local_global` block: ``(verdict, reason, comparisons)``."""
     comps = pd.DataFrame(block["comparisons"])
+    if block["local"] is None:
+        return "inconclusive", "no local record: fewer than 4 units with both variables", comps
     v, why = S.c4_rule(block["local"], block["globals"], block["comparisons"])
     return v, why, comps
 

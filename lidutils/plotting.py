@@ -160,7 +160,9 @@ def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4
     dict {population: table} when columns depend on the population.
     """
     tables = table if isinstance(table, dict) else None
-    recs = records[:max_panels]
+    recs = [r for r in records if r is not None][:max_panels]
+    if not recs:
+        return None
     nrows = int(np.ceil(len(recs) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(min(BOOK_WIDTH, 5.6 * ncols), 4.3 * nrows), squeeze=False)
     for ax, rec in zip(axes.flat, recs):

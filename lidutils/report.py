@@ -157,8 +157,14 @@ def glue_text(key, text):
     return text
 
 
-def glue_claim(res):
-    """Glue ``<claim>_result``: the claim-level verdict, its reason and the primary analysis."""
+def glue_claim(res, claim=None):
+    """Glue ``<claim>_result``: the claim-level verdict, its reason and the primary analysis.
+
+    ``res`` None (the claim could not be tested here): glues that sentence for ``claim``.
+    """
+    if res is None:
+        return glue_text(f"{claim}_result", "not tested: the pre-declared primary analysis has fewer than "
+                                            "4 units with both variables in this population.")
     head = next(a for a in res["analyses"] if a["analysis"] == res["primary"])
     text = (f"**{res['verdict']}** ({res.get('verdict_reason', '')}) — primary analysis "
             f"{describe(head)}; paper: {res['paper_value']}.")
