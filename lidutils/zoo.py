@@ -284,9 +284,7 @@ WARMUP = 0.1  # fraction of the optimisation steps spent warming the learning ra
 
 def _penalty_code():
     """Hash of the source file of :mod:`lidutils.penalty` (read, not imported)."""
-    from pathlib import Path as _P
-
-    return hash_key("penalty-code", (_P(__file__).parent / "penalty.py").read_bytes())
+    return hash_key("penalty-code", (Path(__file__).parent / "penalty.py").read_bytes())
 
 
 @dataclasses.dataclass(frozen=True)
