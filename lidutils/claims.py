@@ -930,7 +930,7 @@ def reference_records(study, claim, name, k, matrix, estimator="mle"):
 
 
 def brain_references(study):
-    """Per region: noise ceiling (lower, upper) and the pixel / Gabor baselines' mean RSA over subjects."""
+    """Per region: noise ceiling (lower, upper; needs 2+ subjects) and the pixel / Gabor baselines' mean RSA."""
 
     run = study.pop.paper_run
     if run is not None:  # encoding R²: the ceiling is the median per-vertex noise ceiling (R² units)
@@ -950,9 +950,7 @@ def brain_references(study):
         for b, B in base.items():
             row[b] = float(R.rsa_many(B, rdms, method=method).mean())
         rows[roi] = row
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out["ceiling"] = list(zip(out.get("ceiling_low", np.nan), out.get("ceiling_high", np.nan)))
-    return out
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def brain_showcase(study, long, n=6):

@@ -205,7 +205,7 @@ def test_paper_tier_dry_run_command(tmp_path):
         assert head["population"].startswith("paper models") and head["n"] >= 4
     # marked in every output, never mixable with real results
     staged = (tmp_path / "stage" / "notebooks" / "03_model_brain.ipynb").read_text()
-    assert "dry run" in staged
+    assert "DRY RUN" in staged
 
 
 @pytest.mark.slow
