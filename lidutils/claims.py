@@ -966,12 +966,16 @@ def brain_showcase(study, long, n=6):
     return list(dict.fromkeys(show))
 
 
-def brain_test_frame(tests):
-    """:func:`brain_test` summaries of several populations, one row per (population, region)."""
+def brain_test_frame(tests, reasons=True):
+    """:func:`brain_test` summaries of several populations, one row per (population, region).
+
+    ``reasons=False`` leaves out the sentence column (a compact table for the page).
+    """
     frames = [s.assign(population=n) for n, (s, _) in tests.items() if len(s)]
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames).reset_index().set_index(["population", "roi"])
+    out = pd.concat(frames).reset_index().set_index(["population", "roi"])
+    return out if reasons else out.drop(columns="reason").round(2)
 
 
 def cell_partial(study, name, partial):
