@@ -390,12 +390,16 @@ def _powers(n, pr, sign):
     return dict(power=power, power_r=pr, power_at=power_alt)
 
 
-def both_methods(study, claim, table, x, y, *, population, role="secondary", **kw):
-    """Pearson (the paper's statistic; carries ``role``) and Spearman (secondary) records."""
+def both_methods(study, claim, table, x, y, *, population, role="secondary", label=None, **kw):
+    """Pearson (the paper's statistic; carries ``role``) and Spearman (secondary) records.
+
+    ``label`` may hold ``{method}``, filled in per record.
+    """
     out = []
     for method in ("pearson", "spearman"):
         rec = study.correlate(claim, table, x, y, population=population, method=method,
-                              role=role if method == "pearson" else "secondary", **kw)
+                              role=role if method == "pearson" else "secondary",
+                              label=label.format(method=method) if label else None, **kw)
         if rec is not None:
             out.append(rec)
     return out
@@ -569,7 +573,7 @@ def local_global(study, claim, name, y, table=None, estimator="mle"):
     ``local_others``, ``globals`` and ``comparisons``.
     """
     n = study.n_stimuli(name)
-    k, kg = paper_k(claim if claim != "C4" else "C3", n), k_global(n)
+    k, kg = paper_k(claim, n), k_global(n)
     t = table if table is not None else study.table(name, ks=(k, kg), estimators=(estimator, "mom"),
                                                     global_dims=True)
     lcol = M.lid_col(k, estimator)
@@ -687,13 +691,8 @@ def primary_analysis(study, claim, y, name=None, estimator="mle", align=(), brai
     k = paper_k(claim, n)
     t = study.table(name, ks=k_grid(n), estimators=(estimator,), align=align, brain=brain)
     space = study.params.get("space", "pca300")
-    recs = []
-    for method in ("pearson", "spearman"):
-        rec = study.correlate(claim, t, M.lid_col(k, estimator), y, population=name, method=method,
-                              role=role if method == "pearson" else "secondary", k=k, estimator=estimator,
-                              label=f"{name}: {lid_label(k, estimator, space)} vs {y} ({method})")
-        if rec is not None:
-            recs.append(rec)
+    recs = both_methods(study, claim, t, M.lid_col(k, estimator), y, population=name, role=role, k=k,
+                        estimator=estimator, label=f"{name}: {lid_label(k, estimator, space)} vs {y} ({{method}})")
     return dict(name=name, k=k, table=t, records=recs, label=recs[0]["analysis"] if recs else None)
 
 
