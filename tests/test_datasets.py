@@ -263,10 +263,218 @@ def test_load_images_sizes(tmp_path):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     Image.new("RGB", (10, 8), (255, 0, 0)).save(a)
     Image.new("L", (12, 12), 7).save(b)
-    with pytest.raises(ValueError, match="different sizes"):
-        load_images([a, b])
+    X, info = load_images([a, b], return_info=True)  # mixed sizes: shorter side 8, centre crop 8x8
+    assert X.shape == (2, 8, 8, 3) and X.dtype == np.uint8 and info["resized"]
+    assert info["sizes"] == {(10, 8): 1, (12, 12): 1} and info["modes"] == {"RGB": 1, "L": 1}
+    assert "centre-cropped to 8x8" in info["note"] and "1 L" in info["note"]
+    assert (X[0, ..., 0] == 255).all() and (X[1] == 7).all()
     X = load_images([a, b], size=(6, 5))
     assert X.shape == (2, 6, 5, 3) and X.dtype == np.uint8
     assert (X[0, ..., 0] == 255).all() and (X[1] == 7).all()
     with pytest.raises(ValueError, match="not found"):
         load_images([tmp_path / "zz.png"])
+
+
+# ----------------------------------------------------------------------------- image policy
+def test_same_size_images_are_untouched(tmp_path):
+    rng = np.random.default_rng(0)
+    arrs = [rng.integers(0, 255, (20, 30, 3), dtype=np.uint8) for _ in range(3)]
+    for i, x in enumerate(arrs):
+        Image.fromarray(x).save(tmp_path / f"{i}.png")
+    X, info = load_images(sorted(tmp_path.glob("*.png")), return_info=True)
+    np.testing.assert_array_equal(X, np.stack(arrs))  # non-square, but one size: kept as it is
+    assert not info["resized"] and "used at their size" in info["note"]
+
+
+def test_mixed_sizes_resize_shorter_side_then_centre_crop(tmp_path):
+    """Photos cropped by hand (400x400, 399x400, 402x400) and a wide one: one S x S array, the centre kept."""
+    rng = np.random.default_rng(1)
+    paths = []
+    for i, (h, w) in enumerate([(400, 400), (400, 399), (400, 402), (40, 120)]):
+        x = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(x).save(paths[-1])
+    # the wide image: left third red, centre green, right third blue -> the crop keeps the green centre
+    wide = np.zeros((40, 120, 3), dtype=np.uint8)
+    wide[:, :40, 0] = wide[:, 40:80, 1] = wide[:, 80:, 2] = 255
+    Image.fromarray(wide).save(paths[-1])
+    X, info = load_images(paths, return_info=True)
+    assert X.shape == (4, 40, 40, 3) and info["shape"] == (40, 40)  # S = smallest shorter side
+    assert (X[3, :, 5:35, 1] == 255).all() and (X[3, :, 5:35, [0, 2]] == 0).all()
+    big = tmp_path / "big.png"
+    Image.new("RGB", (900, 700), (1, 2, 3)).save(big)
+    Y = load_images([big, big])  # one size, but larger than MAX_IMAGE_SIDE: shrunk to the cap
+    assert Y.shape == (2, ds.MAX_IMAGE_SIDE, ds.MAX_IMAGE_SIDE, 3) and (Y == [1, 2, 3]).all()
+
+
+def test_image_kinds_become_rgb(tmp_path):
+    """Grey, RGBA (transparency on white), palette, 16-bit grey, JPEG: all uint8 RGB."""
+    Image.new("L", (8, 8), 100).save(tmp_path / "a_grey.png")
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, :, 3] = 255  # top half opaque red, bottom half fully transparent
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "b_rgba.png")
+    Image.new("RGB", (8, 8), (0, 0, 255)).convert("P").save(tmp_path / "c_palette.png")
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(tmp_path / "d_16bit.png")
+    Image.new("RGB", (8, 8), (0, 200, 0)).save(tmp_path / "e.jpg", quality=100)
+    X, info = load_images(sorted(tmp_path.iterdir()), return_info=True)
+    assert X.shape == (5, 8, 8, 3) and X.dtype == np.uint8
+    assert (X[0] == 100).all()
+    assert (X[1, :4] == [255, 0, 0]).all() and (X[1, 4:] == 255).all()  # composited on white
+    assert (X[2] == [0, 0, 255]).all() and (X[3] == 255).all()
+    assert np.abs(X[4].astype(int) - [0, 200, 0]).max() <= 3
+    assert {"L", "RGBA", "P"} <= set(info["modes"]) and any(m.startswith("I") for m in info["modes"])
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone photo stored sideways (EXIF orientation 6) is loaded upright: 20 wide x 10 high -> 10 x 20."""
+    im = Image.new("RGB", (20, 10), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "a.jpg", exif=exif)
+    Image.new("RGB", (10, 20), (0, 0, 0)).save(tmp_path / "b.png")
+    X, info = load_images([tmp_path / "a.jpg", tmp_path / "b.png"], return_info=True)
+    assert X.shape == (2, 20, 10, 3) and not info["resized"] and info["sizes"] == {(10, 20): 2}
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    path, img, _ = _write_dataset(tmp_path)
+    (img / "im_03.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"cannot read image .*im_03\.png.*re-save it"):
+        load_rdm_dataset(path, img)
+    (img / "im_03.png").write_bytes(Path(img / "im_02.png").read_bytes()[:60])  # truncated
+    with pytest.raises(ValueError, match=r"im_03\.png"):
+        load_rdm_dataset(path, img)
+
+
+def test_hidden_and_other_files_are_ignored_and_numbering_is_checked(tmp_path):
+    path, img, _ = _write_dataset(tmp_path)
+    (img / "._im_00.png").write_bytes(b"macOS resource fork")  # hidden: ignored
+    (img / "notes.txt").write_text("ignored")
+    b = load_rdm_dataset(path, img)
+    assert len(b.image_paths) == 5 and "._im_00.png" not in [p.name for p in b.image_paths]
+    R = _random_rdms(np.random.default_rng(5), 1, 11)
+    np.savez(tmp_path / "r11.npz", rdms=R)
+    d = tmp_path / "unpadded"
+    d.mkdir()
+    for i in range(11):
+        Image.new("RGB", (4, 4), (i, i, i)).save(d / f"im{i}.png")
+    with pytest.warns(UserWarning, match="zero padding"):
+        b = load_rdm_dataset(tmp_path / "r11.npz", d)
+    assert [p.name for p in b.image_paths][:3] == ["im0.png", "im1.png", "im10.png"]  # the stated name order
+
+
+# ----------------------------------------------------------------------------- RDM forms
+def _forms(rng, N=6, S=3):
+    """The same subjects' RDMs stored in each accepted form -> {name: (array, expected (S', N, N))}."""
+    from scipy.spatial.distance import pdist, squareform
+
+    X = rng.normal(size=(S, N, 4))
+    cond = np.stack([pdist(x, "correlation") for x in X])
+    sq = np.stack([squareform(c) for c in cond])
+    nan_diag = sq.copy()
+    nan_diag[:, range(N), range(N)] = np.nan
+    rounded = sq.copy()
+    rounded[:, 0, 1] += 1e-6  # asymmetry at the level of rounding
+    return {
+        "square stack": (sq, sq), "one subject (N, N)": (sq[0], sq[:1]),
+        "condensed vector": (cond[0], sq[:1]), "condensed stack": (cond, sq),
+        "NaN diagonal": (nan_diag, sq), "float32": (sq.astype(np.float32), sq), "rounding": (rounded, sq),
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms(np.random.default_rng(0))))
+def test_rdm_forms_are_accepted(tmp_path, form):
+    arr, expected = _forms(np.random.default_rng(0))[form]
+    _, img, _ = _write_dataset(tmp_path, N=6)
+    np.savez(tmp_path / "f.npz", rdms=arr)
+    b = load_rdm_dataset(tmp_path / "f.npz", img, roi="V1")
+    assert b.rdms.dtype == np.float64 and b.rdms.shape == expected.shape
+    np.testing.assert_allclose(b.rdms, expected, atol=1e-5)
+    np.testing.assert_array_equal(b.rdms, b.rdms.transpose(0, 2, 1))
+    assert (np.diagonal(b.rdms, axis1=1, axis2=2) == 0).all()
+    assert list(b.regions) == ["V1"] and b.rdm_forms["V1"] in b.description
+    assert "centre-cropped" in b.description and b.image_policy == ds.IMAGE_POLICY  # policies stated
+
+
+def test_rdm_npy_and_several_regions_in_mixed_forms(tmp_path):
+    from scipy.spatial.distance import squareform
+
+    forms = _forms(np.random.default_rng(1))
+    _, img, _ = _write_dataset(tmp_path, N=6)
+    np.save(tmp_path / "one.npy", forms["condensed stack"][0])
+    assert load_rdm_dataset(tmp_path / "one.npy", img).rdms.shape == (3, 6, 6)
+    np.savez(tmp_path / "reg.npz", rdms_EVC=forms["condensed vector"][0], rdms_IT=forms["NaN diagonal"][0])
+    b = load_rdm_dataset(tmp_path / "reg.npz", img)
+    assert list(b.regions) == ["EVC", "IT"] and b.regions["EVC"].shape == (1, 6, 6)
+    np.testing.assert_allclose(b.regions["EVC"][0], squareform(forms["condensed vector"][0]))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda sq, c: c[:, :-1], r"key 'rdms' holds vectors of length 14, which is not .*N\(N-1\)/2"),
+    (lambda sq, c: np.concatenate([c, c[:, :1]], 1)[:, :16], r"reshape a flattened matrix"),
+    (lambda sq, c: _set(sq, (1, 2, 4), np.nan), r"subject 1: 1 off-diagonal pair\(s\) are NaN or inf, the first R\[2, 4\]"),
+    (lambda sq, c: _set(sq, (0, 3, 3), 0.5), r"subject 0: the diagonal must be 0 or NaN.*R\[3, 3\] = 0\.5"),
+    (lambda sq, c: 1 - sq, r"similarity matrix.*1 - R"),
+    (lambda sq, c: _set(sq, (2, 0, 5), sq[2, 0, 5] + 0.3), r"subject 2: the RDM is not symmetric beyond rounding: R\[0, 5\]"),
+    (lambda sq, c: sq[:, :2, :2], r"N=2 images; RSA needs at least 3"),
+    (lambda sq, c: np.zeros((2, 6, 5)), r"must be square"),
+    (lambda sq, c: sq.astype(str), r"not numbers"),
+])
+def test_rdm_errors_name_key_value_and_fix(tmp_path, make, match):
+    forms = _forms(np.random.default_rng(2))
+    sq, cond = forms["square stack"][0].copy(), forms["condensed stack"][0]
+    _, img, _ = _write_dataset(tmp_path, N=6)
+    np.savez(tmp_path / "bad.npz", rdms=make(sq, cond))
+    with pytest.raises(ValueError, match=match) as err:
+        load_rdm_dataset(tmp_path / "bad.npz", img)
+    assert "bad.npz" in str(err.value)
+
+
+def _set(a, idx, value):
+    a = a.copy()
+    a[idx] = value
+    return a
+
+
+def test_rdm_file_errors(tmp_path):
+    forms = _forms(np.random.default_rng(3))
+    _, img, _ = _write_dataset(tmp_path, N=6)
+    np.savez(tmp_path / "n.npz", rdms_EVC=forms["square stack"][0], rdms_IT=np.zeros((3, 5, 5)))
+    with pytest.raises(ValueError, match=r"differ in size \(N per region: \{'EVC': 6, 'IT': 5\}\)"):
+        load_rdm_dataset(tmp_path / "n.npz", img)
+    np.savez(tmp_path / "arr0.npz", forms["square stack"][0])  # np.savez(path, R): key arr_0
+    with pytest.raises(ValueError, match=r"no key 'rdms'.*arr_0.*np.savez\(path, rdms=R\)"):
+        load_rdm_dataset(tmp_path / "arr0.npz", img)
+    (tmp_path / "x.npz").write_bytes(b"MATLAB 5.0 MAT-file")
+    with pytest.raises(ValueError, match=r"cannot read RDM file .*x\.npz"):
+        load_rdm_dataset(tmp_path / "x.npz", img)
+    np.savez(tmp_path / "obj.npz", rdms=np.array([np.zeros((6, 6)), np.zeros((5, 5))], dtype=object))
+    with pytest.raises(ValueError, match=r"key 'rdms' cannot be read without pickle"):
+        load_rdm_dataset(tmp_path / "obj.npz", img)
+    np.savez(tmp_path / "ok.npz", rdms=forms["condensed stack"][0])
+    (tmp_path / "five").mkdir()
+    _, five, _ = _write_dataset(tmp_path / "five", N=5)
+    with pytest.raises(ValueError, match=r"6x6 \(user: 3 subjects' condensed vectors \(N=6\)\) but .* holds 5 images"):
+        load_rdm_dataset(tmp_path / "ok.npz", five)
+
+
+def test_zoo_probe_refuses_images_of_different_sizes():
+    """A list of differently sized arrays stops with the fix, not numpy's 'inhomogeneous' error."""
+    from lidutils.zoo import prepare_probe
+
+    imgs = [np.zeros((400, 400, 3), np.uint8), np.zeros((399, 400, 3), np.uint8)]
+    with pytest.raises(ValueError, match=r"differ in size.*load_images"):
+        prepare_probe(imgs, (1, 28, 28), invert=False)
+    t, _ = prepare_probe(imgs[:1] * 2, (1, 28, 28), invert=False)  # one size: fine
+    assert tuple(t.shape) == (2, 1, 28, 28)
+
+
+def test_book_states_the_policies():
+    """The book's page on bringing your own data states the numbers the loader uses."""
+    page = (Path(__file__).resolve().parents[1] / "book" / "rerun.md").read_text()
+    section = page[page.index("(own-data)="):]
+    section = section[:section.index("\n## ", section.index("## Your own brain data") + 5)]
+    for part in (f"{ds.MAX_IMAGE_SIDE} px", f"{ds.RDM_SYMMETRY_RTOL:g} of the", "centre-cropped", "condensed",
+                 "squareform", "NaN", "IMAGE_POLICY", "RDM_POLICY", *ds.IMAGE_EXTENSIONS):
+        assert part in section, part
