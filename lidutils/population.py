@@ -308,6 +308,8 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
 
     models = list(models) if models is not None else list(OFFLINE_IMAGENET)
     names = models + [c for c in controls if c not in models]
+    if not names:  # models=[] and controls=[]: the zoo alone
+        return pd.DataFrame(index=pd.Index([], name="member")), {}, {}, "no ImageNet models"
     sample = load_imagenet_sample(data_dir=data_dir)
     if not 10 <= n_images <= len(sample.image_paths):
         raise ValueError(f"n_images must be in [10, {len(sample.image_paths)}], got {n_images}.")
