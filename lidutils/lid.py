@@ -131,13 +131,6 @@ def _mada_from_logd(logd, k):
     return np.log(2.0) / (logd[:, k - 1] - logd[:, k // 2 - 1])
 
 
-_KERNELS = {
-    "mle": lambda d, logd, k: _mle_from_dist(logd, k),
-    "mom": lambda d, logd, k: _mom_from_dist(d, k),
-    "mada": lambda d, logd, k: _mada_from_logd(logd, k),
-}
-
-
 # ----------------------------------------------------------------------------- public API
 def lid_mle(X, k=20, device="auto", duplicates="error", neighbors=None):
     """Per-point Levina–Bickel maximum-likelihood local intrinsic dimension.
@@ -269,8 +262,29 @@ def lid_profile(X, ks=DEFAULT_KS, estimator="mle", device="auto", duplicates="er
     else:
         dist, _ = knn(X, kmax, device=device, duplicates="ignore")
     d = torch.as_tensor(np.ascontiguousarray(dist[:, :kmax]), dtype=torch.float64)
-    logd = torch.log(d) if estimator != "mom" else None  # elementwise: same values as lid_mle
-    return {int(kk): to_numpy(_KERNELS[estimator](d, logd, int(kk))) for kk in ks}
+    ks = [int(kk) for kk in ks]
+    return {kk: to_numpy(v) for kk, v in zip(ks, _profile_kernel(d, ks, estimator))}
+
+
+def _profile_kernel(d, ks, estimator):
+    """Every ``k`` of a profile from one pass over the sorted distances ``d`` (torch, float64).
+
+    The logs are taken and summed once: with the row reference
+    :math:`r_j = \\log T_j - \\log T_{K_{max}}` (small numbers, no cancellation) and
+    :math:`S_K = \\sum_{j \\le K} r_j`, the MLE is
+    :math:`\\hat m_K = (K-1) / ((K-1) r_K - S_{K-1})`. Same
+    values as :func:`lid_mle` / :func:`lid_mom` / :func:`lid_mada` per ``k`` (to rounding,
+    about 1e-14), with ``O(n K_max)`` work in all instead of ``O(n \\sum K)``.
+    """
+    kmax = d.shape[1]
+    if estimator == "mom":
+        return [_mom_from_dist(d, k) for k in ks]  # a mean per k: cheap, kept as in lid_mom
+    logd = torch.log(d)
+    if estimator == "mada":
+        return [_mada_from_logd(logd, k) for k in ks]
+    r = logd - logd[:, kmax - 1:kmax]  # <= 0; a zero distance gives -inf as in lid_mle
+    csum = torch.cumsum(r, dim=1)
+    return [(k - 1) / ((k - 1) * r[:, k - 1] - csum[:, k - 2]) for k in ks]
 
 
 def lid_twonn(X, discard_fraction=0.1, device="auto", duplicates="error", neighbors=None):

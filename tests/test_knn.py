@@ -96,4 +96,130 @@ def test_float32_refined_path_equals_float64_path():
     d64, i64 = knn_tensor(X, 15, refine=False)
     d32, i32 = knn_tensor(X, 15, refine=True, memory_budget=200_000)
     np.testing.assert_allclose(d32.numpy(), d64.numpy(), rtol=1e-12)
-    assert (i32.numpy() == i64.numpy()).mean() > 0.999
+    np.testing.assert_array_equal(i32.numpy(), i64.numpy())  # no ties in continuous data
+
+
+# ----------------------------------------------------------------------------- float32 search, float64 re-rank
+def _reference(X, k):
+    """Exact kNN by direct differences (scipy cdist), ties broken by index."""
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X, X)
+    np.fill_diagonal(D, np.inf)
+    idx = np.argsort(D, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(D, idx, 1), idx
+
+
+def assert_same_knn(X, dist, idx, k):
+    """Distances equal the exact ones to 1e-12; indices equal up to exact ties: every
+    returned index is at its returned distance, so the sets differ only within ties."""
+    ref_d1, ref_i1 = _reference(X, k + 1)
+    ref_d, ref_i = ref_d1[:, :k], ref_i1[:, :k]
+    scale = ref_d.max()
+    np.testing.assert_allclose(dist, ref_d, rtol=1e-12, atol=1e-12 * scale)
+    own = np.linalg.norm(X[idx] - X[:, None, :], axis=-1)
+    np.testing.assert_allclose(own, dist, rtol=1e-12, atol=1e-12 * scale)
+    assert not (idx == np.arange(len(X))[:, None]).any()
+    assert (np.sort(idx, 1)[:, 1:] != np.sort(idx, 1)[:, :-1]).all()  # no repeats
+    untied = (np.diff(ref_d1, axis=1) > 1e-9 * scale).all(1)  # incl. the (k+1)-th
+    np.testing.assert_array_equal(idx[untied], ref_i[untied])
+
+
+def _search(X, k, **kw):
+    from lidutils.neighbors import knn_tensor
+
+    d, i, stats = knn_tensor(torch.as_tensor(X), k, refine=True, return_stats=True, **kw)
+    return d.numpy(), i.numpy(), stats
+
+
+@pytest.mark.parametrize("D", [3, 30, 300])
+def test_float32_search_exact_random(D):
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(900, D)) * rng.uniform(0.1, 3, size=D) + 50.0  # offset: cancellation
+    d, i, stats = _search(X, 10, memory_budget=300_000)  # several tiles
+    assert stats["path"] == "float32"
+    assert_same_knn(X, d, i, 10)
+
+
+def test_float32_search_duplicates():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(300, 20))
+    X = np.concatenate([base, base[:40], base[:10]])  # pairs and triples of exact copies
+    d, i, _ = _search(X, 6, memory_budget=200_000)
+    assert_same_knn(X, d, i, 6)
+    assert (d[:40, 0] == 0).all() and (d[:10, 1] == 0).all()
+
+
+def test_float32_search_clustered_near_ties():
+    """Tight clusters on a lattice: many exact ties and near-ties of 1e-7 relative,
+    below float32 resolution, where the float32 ranking alone is wrong."""
+    rng = np.random.default_rng(2)
+    grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3), -1).reshape(-1, 3)  # 64 lattice points
+    X = np.concatenate([grid + 1e-7 * rng.normal(size=grid.shape) for _ in range(6)])
+    X = np.concatenate([X, 1e3 + rng.normal(size=(200, 3))])  # a far cluster: large norms
+    X = np.c_[X, np.zeros((len(X), 5))]
+    d, i, stats = _search(X, 12, margin=2)
+    assert_same_knn(X, d, i, 12)
+    assert stats["fallback_rows"] > 0  # the check caught rows float32 cannot order
+
+
+def test_float32_search_forced_fallback():
+    """margin=0 leaves no room: every row fails the check and is searched in float64."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 40))
+    d, i, stats = _search(X, 7, margin=0)
+    assert stats["fallback_rows"] == 500
+    assert_same_knn(X, d, i, 7)
+    d2, i2, stats2 = _search(X, 7)
+    assert stats2["fallback_rows"] == 0
+    np.testing.assert_array_equal(i2, i)
+    np.testing.assert_allclose(d2, d, rtol=1e-14)
+
+
+def test_float32_error_bound_holds():
+    """The bound used by the check covers the float32 error actually made."""
+    from lidutils.neighbors import float32_error_bound
+
+    rng = np.random.default_rng(5)
+    for D in (2, 50, 300):
+        X = rng.normal(size=(400, D)) * 10.0 ** rng.uniform(-2, 2, size=D)
+        X -= X.mean(0)
+        x32 = torch.as_tensor(X, dtype=torch.float32)
+        sq32 = (x32 * x32).sum(1)
+        approx = (torch.addmm(sq32[None], x32, x32.T, beta=1.0, alpha=-2.0) + sq32[:, None]).double()
+        exact = ((X[:, None] - X[None]) ** 2).sum(-1)
+        sq = (X * X).sum(1)
+        err = np.abs(approx.numpy() - exact)
+        assert (err <= float32_error_bound(D) * (sq[:, None] + sq[None])).all()
+    assert float32_error_bound(10**8) == float("inf")
+
+
+def test_matmul_precision_restored():
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        rng = np.random.default_rng(6)
+        X = rng.normal(size=(300, 10))
+        d, i, _ = _search(X, 5)
+        assert_same_knn(X, d, i, 5)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+def test_knn_default_path_is_float32_and_exact():
+    """Through the public knn: N >= 64 (k + margin) takes the float32 path on the CPU."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(1200, 300))
+    d, i = knn(X, 5)
+    assert_same_knn(X, d, i, 5)
+
+
+def test_float32_search_outlier_does_not_force_fallback():
+    """A far outlier's norm only enters the error bound of the rows it could reach."""
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(1500, 100))
+    X[0] *= 1000.0
+    d, i, stats = _search(X, 8)
+    assert stats["fallback_rows"] <= 1  # without the reach limit: every row fell back
+    assert_same_knn(X, d, i, 8)

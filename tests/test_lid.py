@@ -262,3 +262,55 @@ def test_mada_known_manifold_dimension(rotated_manifold, kind, d, D):
     # measured mean / d at K = 20, n = 5000: 1.08, 1.06, 1.00, 1.00, 1.08
     X = rotated_manifold(kind, 5000, d, D, seed=0)
     assert abs(lid_mada(X, 20).mean() / d - 1) < 0.10
+
+
+# ----------------------------------------------------------------------------- fast profile = straightforward formula
+def _profile_by_hand(X, ks):
+    """Per-K formulas on brute-force sorted distances, one K at a time (the old per-k code)."""
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X, X)
+    np.fill_diagonal(D, np.inf)
+    T = np.sort(D, axis=1)[:, :max(ks)]
+    out = {}
+    for k in ks:
+        mle = 1 / np.mean(np.log(T[:, k - 1:k] / T[:, :k - 1]), axis=1)
+        mu = T[:, :k].mean(1)
+        mada = np.log(2) / np.log(T[:, k - 1] / T[:, k // 2 - 1])
+        out[k] = {"mle": mle, "mom": mu / (T[:, k - 1] - mu), "mada": mada}
+    return out
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
+def test_profile_equals_per_k_formula(scale):
+    """The cumulative-log-sum profile equals the per-K formula to 1e-10, at every K,
+    for the float32 (small K) and float64 (large K) neighbour paths, at any data scale."""
+    rng = np.random.default_rng(8)
+    X = scale * (np.tanh(rng.normal(size=(1500, 8)) @ rng.normal(size=(8, 60))) + 0.01 * rng.normal(size=(1500, 60)))
+    ks = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+    ref = _profile_by_hand(X, ks)
+    for est in ("mle", "mom", "mada"):
+        prof = lid_profile(X, ks, estimator=est)
+        small = lid_profile(X, (2, 5, 20), estimator=est)  # kmax=20: float32 search path
+        for k in ks:
+            np.testing.assert_allclose(prof[k], ref[k][est], rtol=1e-10, err_msg=f"{est} K={k}")
+            single = {"mle": lid_mle, "mom": lid_mom, "mada": lid_mada}[est](X, k)
+            np.testing.assert_allclose(prof[k], single, rtol=1e-10, err_msg=f"{est} K={k}")
+        for k in small:
+            np.testing.assert_allclose(small[k], ref[k][est], rtol=1e-10, err_msg=f"{est} K={k}")
+
+
+def test_profile_with_ignored_duplicates_matches_per_k():
+    """duplicates='ignore': a zero distance gives MLE 0 (and NaN when T_K = 0 too), as per K.
+    (N >= 64 (k + margin): the float32 path, whose re-measured distances of copies are exactly 0;
+    the float64 GEMM path gives rounding noise ~1e-8 for them and LID values that are noise.)"""
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(1300, 5))
+    X = np.concatenate([base, base[:3], base[:3]])  # triples: T_1 = T_2 = 0
+    prof = lid_profile(X, (2, 3, 10), duplicates="ignore")
+    for k in (2, 3, 10):
+        single = lid_mle(X, k, duplicates="ignore")
+        np.testing.assert_array_equal(np.isnan(prof[k]), np.isnan(single))
+        ok = ~np.isnan(single)
+        np.testing.assert_allclose(prof[k][ok], single[ok], rtol=1e-10)
+    assert np.isnan(prof[2][:3]).all() and (prof[3][:3] == 0).all() and (prof[10][:3] == 0).all()
