@@ -29,13 +29,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps --no-build-isolation dadapy==0.3.4
 	touch $(STAMP)
 
+# Two test processes (pytest-xdist), a module per process at a time (module fixtures such as
+# the smoke run of every notebook are built once); the 15 slowest tests are listed at the end.
+PYTEST_ARGS ?= -n 2 --dist loadscope --durations=15
 test: $(STAMP) browser
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_lid.py
 
 # Executes every claim notebook (offline tier) with papermill into _build/book_src, writes

@@ -13,6 +13,11 @@ import os
 import tempfile
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process lock (each process computes its own copy)
+    fcntl = None
+
 import numpy as np
 
 
@@ -57,6 +62,34 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def computing(path):
+    """Hold an exclusive lock while ``path`` is computed, so it is computed once.
+
+    Processes that run side by side (the book's chapters execute two at a time) ask
+    for the same cache entries; the second one blocks here until the first has
+    written ``path``, then finds it and loads it. Use as::
+
+        with computing(path):
+            if not path.exists():
+                save_npz(path, ...)
+
+    An advisory ``fcntl`` lock on ``<path>.lock`` (released when the process dies, so an
+    interrupted run leaves no stale lock); a no-op where ``fcntl`` is missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def save_npz(path, **arrays):

@@ -40,8 +40,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _progress
 from ._device import resolve_device
-from .cache import default_cache_dir, file_sha256, hash_key, load_npz, save_npz
+from .cache import computing, default_cache_dir, file_sha256, hash_key, load_npz, save_npz
 
 __all__ = ["extract", "layer_names", "image_content_hash"]
 
@@ -204,9 +205,6 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
     -------
     ndarray of shape (N, D), float32
     """
-    from timm.data import create_transform
-    from tqdm.auto import tqdm
-
     if pool not in ("avg", "flatten"):
         raise ValueError(f"pool must be 'avg' or 'flatten', got {pool!r}.")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -227,15 +225,25 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
                              f"name, e.g. {names[2:6]} ... {names[-4:]} (lidutils.features.layer_names(model)).")
         hook_module = modules[layer]
 
-    key = None
     if cache_dir is not False:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "features"
         key = hash_key(_CACHE_VERSION, info.name, _weights_id(model, info), image_content_hash(items),
                        info.preprocessing, layer, pool if hook_module is not None else None, len(items))
         final = root / info.name.replace("/", "_").replace(":", "_") / f"{key}.npz"
-        if final.is_file():
-            return load_npz(final)["features"]
-        parts = final.with_name(f"{key}.parts-bs{batch_size}")  # chunks depend on the batch size
+        # one process extracts, any other asking for the same features meanwhile waits for it
+        with computing(final):
+            if final.is_file():
+                return load_npz(final)["features"]
+            parts = final.with_name(f"{key}.parts-bs{batch_size}")  # chunks depend on the batch size
+            return _run_extraction(model, info, items, dev, batch_size, hook_module, pool, layer, progress,
+                                   final, parts)
+    return _run_extraction(model, info, items, dev, batch_size, hook_module, pool, layer, progress)
+
+
+def _run_extraction(model, info, items, dev, batch_size, hook_module, pool, layer, progress, final=None,
+                    parts=None):
+    """The batches of :func:`extract`; resumable from ``parts`` and saved to ``final`` when given."""
+    from timm.data import create_transform
 
     model = model.to(dev).eval()
     transform = create_transform(**info.preprocessing)
@@ -246,8 +254,8 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
     chunks = []
     starts = range(0, len(items), batch_size)
     try:
-        for b, start in enumerate(tqdm(starts, desc=f"extract {info.name}", disable=not progress, unit="batch")):
-            part = parts / f"{b:06d}.npz" if key is not None else None
+        for b, start in enumerate(_progress.bar(starts, progress, desc=f"features of {info.name}", unit="batch")):
+            part = parts / f"{b:06d}.npz" if parts is not None else None
             if part is not None and part.is_file():
                 chunks.append(load_npz(part)["features"])
                 continue
@@ -270,7 +278,7 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
     X = np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
     if not np.isfinite(X).all():
         raise ValueError(f"{info.name} produced non-finite features at layer {layer!r}; check the input images.")
-    if key is not None:
+    if final is not None:
         save_npz(final, features=X)
         shutil.rmtree(parts, ignore_errors=True)
     return X

@@ -44,7 +44,8 @@ from . import alignment as A
 from . import lid as L
 from ._validation import duplicate_rows
 from .alignment import _check_ridge_args, _fold_pcs, _outer_folds
-from .cache import hash_key, load_npz, save_npz
+from . import _progress
+from .cache import computing, hash_key, load_npz, save_npz
 from .global_dim import global_dims
 from .neighbors import knn
 from .ridge import pca_fit_transform, r2_weighted, ridge_cv_predict, ridge_predict
@@ -86,12 +87,14 @@ def cached_frame(cache_dir, tag, key, compute):
         return compute()
     base = tag.split("-")[0]
     path = Path(cache_dir) / "measures" / f"{tag}-{hash_key(key, code_version(base))}.npz"
-    if path.exists():
-        z = load_npz(path)
-        return pd.DataFrame(z["values"], index=list(z["index"]), columns=list(z["columns"]))
-    df = compute()
-    save_npz(path, values=df.to_numpy(dtype=np.float64), index=np.array(df.index, dtype=str),
-             columns=np.array(df.columns, dtype=str))
+    with computing(path):  # a chapter running beside this one waits instead of computing it again
+        if path.exists():
+            z = load_npz(path)
+            return pd.DataFrame(z["values"], index=list(z["index"]), columns=list(z["columns"]))
+        _progress.note(f"computing {tag} ({path.name[:-4]})")
+        df = compute()
+        save_npz(path, values=df.to_numpy(dtype=np.float64), index=np.array(df.index, dtype=str),
+                 columns=np.array(df.columns, dtype=str))
     return df
 
 

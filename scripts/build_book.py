@@ -45,6 +45,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lidutils import _progress
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,13 +97,23 @@ try:
     _book_style()
 except ImportError:
     pass
-# Two notebooks execute at once on the book's 2-core machines: one math thread each. (Measured:
-# small float64 SVDs of the ridge alignment ran 47x slower with 2 threads on a busy machine.)
+# Two notebooks execute at once on the book's 2-core machines: one math thread each, unless the
+# build starts a chapter that runs alone (LIDUTILS_THREADS). (Measured: small float64 SVDs of the
+# ridge alignment ran 47x slower with 2 threads on a busy machine.)
+import os as _os
 import torch as _torch
-_torch.set_num_threads(1)
+_torch.set_num_threads(int(_os.environ.get("LIDUTILS_THREADS", "1")))
 '''
-#: Notebooks that share no cache with the others (can run in parallel with them).
-INDEPENDENT = ("00_validation",)
+#: What each chapter must wait for: the chapters that fill the caches it reads. ``population``
+#: trains the zoo that every claim chapter measures (a chapter not listed waits for it);
+#: these share nothing with the others and start at once.
+NEEDS = {"population": (), "00_validation": (), "06_intervention": ()}
+DEFAULT_NEEDS = ("population",)
+#: The measured profile of a cold build (``benchmarks/bench_build.py``): the time-left estimate of
+#: a first build, until the build has a profile of its own (``<stage>/build_profile.json``).
+PROFILE = ROOT / "benchmarks" / "build_profile.json"
+#: Seconds between two progress lines of a running build.
+HEARTBEAT = 30
 
 
 def _value(text):
@@ -138,6 +150,119 @@ def _up_to_date(dst, key):
         return False
     meta = nbformat.read(str(dst), as_version=4).metadata.get("lidutils_build", {})
     return meta.get("key") == key and all(Path(f).exists() for f in meta.get("outputs", []))
+
+
+def needs(name, todo):
+    """The chapters of ``todo`` that ``name`` must wait for (:data:`NEEDS`)."""
+    return [n for n in NEEDS.get(name, DEFAULT_NEEDS) if n in todo and n != name]
+
+
+def expected_seconds(stage):
+    """Per-chapter seconds of the last build (``<stage>/build_profile.json``, else :data:`PROFILE`)."""
+    for f in (Path(stage) / "build_profile.json", PROFILE):
+        if f.is_file():
+            prof = json.loads(f.read_text())
+            return {k: float(v) for k, v in prof.get("chapters", prof).items() if isinstance(v, (int, float))}
+    return {}
+
+
+def _clock(seconds):
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+def run_scheduled(todo, start, jobs=2, expected=None, heartbeat=HEARTBEAT, say=print):
+    """Execute the chapters ``todo`` as the dependency graph :data:`NEEDS` allows, ``jobs`` at once.
+
+    ``start(name, threads)`` executes one chapter and returns its seconds (None when it
+    was up to date). Ready chapters start longest first (``expected``: seconds per
+    chapter from the last build); a chapter that starts with nothing beside it and
+    nothing else ready gets ``jobs`` math threads, otherwise one. Every ``heartbeat``
+    seconds ``say`` gets a line: elapsed time, chapters done, each running chapter with
+    its elapsed time, its estimate and its latest status (``progress(name)``).
+    Returns ``{name: seconds}``; the first failure is raised after the running chapters end.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    expected = expected or {}
+    pending, running, timings, began = list(todo), {}, {}, {}
+    t0 = time.perf_counter()
+    failure = None
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while (pending and failure is None) or running:
+            if failure is None:
+                ready = sorted((n for n in pending if not any(d in pending or d in running.values()
+                                                              for d in needs(n, todo))),
+                               key=lambda n: -expected.get(n, 0.0))
+                while ready and len(running) < jobs:
+                    name = ready.pop(0)
+                    pending.remove(name)
+                    threads = jobs if not running and not ready else 1
+                    say(f"[build_book] chapter {len(timings) + len(running) + 1}/{len(todo)}: {name} "
+                        f"({threads} thread{'s' if threads > 1 else ''})")
+                    began[name] = time.perf_counter()
+                    running[pool.submit(start, name, threads)] = name
+            finished, _ = wait(list(running), timeout=heartbeat, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                name = running.pop(fut)
+                try:
+                    t = fut.result()
+                except BaseException as exc:  # noqa: BLE001 - reported after the others end
+                    failure = failure or exc
+                    say(f"[build_book]   {name}: FAILED ({type(exc).__name__})")
+                    continue
+                timings[name] = t or 0.0
+                say(f"[build_book]   {name}: " + ("unchanged, not re-executed" if t is None else f"{t:.1f} s"))
+            if running and not finished:
+                say(status_line(time.perf_counter() - t0, timings, running.values(), began, expected, pending,
+                                jobs))
+    if failure is not None:
+        raise failure
+    return {n: timings[n] for n in todo if n in timings}
+
+
+def status_line(elapsed, done, running, began, expected, pending, jobs):
+    """One heartbeat line: elapsed, chapters done, each running chapter's time, estimate and status."""
+    now = time.perf_counter()
+    parts = []
+    left = [expected.get(n, 0.0) for n in pending]
+    for name in running:
+        took = now - began[name]
+        est = expected.get(name)
+        left.append(max(0.0, (est or 0.0) - took))
+        status = _progress.last_line(progress_file(name)) if progress_file(name) else ""
+        parts.append(f"{name} {_clock(took)}" + (f"/~{_clock(est)}" if est else "") + (f" [{status[:70]}]" if status else ""))
+    eta = max(max(left, default=0.0), sum(left) / max(1, jobs))
+    return (f"[build_book] {_clock(elapsed)} elapsed, {len(done)} done"
+            + (f", ~{_clock(eta)} left (last build's profile)" if expected else "") + " | " + " | ".join(parts))
+
+
+_PROGRESS_DIR = None
+
+
+def progress_file(name):
+    """The status file a chapter's kernel writes (``$LIDUTILS_PROGRESS_FILE``), or None."""
+    return _PROGRESS_DIR / f"{name}.txt" if _PROGRESS_DIR is not None else None
+
+
+def execute_isolated(src, dst, params, force=False, threads=1, progress=None):
+    """:func:`execute` in a child process, with its own math threads and progress file.
+
+    Environment variables reach a kernel only through the process that starts it, so
+    chapters executed side by side each get a process of their own.
+    """
+    env = dict(os.environ, LIDUTILS_THREADS=str(threads))
+    if progress is not None:
+        Path(progress).write_text("")
+        env["LIDUTILS_PROGRESS_FILE"] = str(progress)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--execute-one", str(src), str(dst),
+           json.dumps(params, default=str)] + (["--force"] if force else [])
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    sys.stdout.write("".join(line + "\n" for line in out.stdout.splitlines() if not line.startswith("RESULT ")))
+    if out.returncode != 0:
+        raise RuntimeError(f"{Path(src).name} failed (exit {out.returncode}); its error is printed above.")
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(result[-1][7:]) if result else None
 
 
 def execute(src, dst, params, kernel="python3", force=False):
@@ -243,7 +368,7 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="notebook prefixes to execute (default: all)")
     ap.add_argument("--no-html", action="store_true", help="execute only, skip jupyter-book")
     ap.add_argument("--jobs", type=int, default=2,
-                    help="notebooks executed at once: 00_validation beside the claim notebooks (default 2)")
+                    help="chapters executed at once, as their dependencies allow (default 2: the machine's cores)")
     ap.add_argument("--force", action="store_true",
                     help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -252,7 +377,12 @@ def main(argv=None):
     ap.add_argument("--dryrun", action="store_true",
                     help="the paper tier's code path on stand-ins (tier=paper-dryrun): the claim chapters "
                          "01-05 and the claims page, into _build/dryrun (results never mix with the book's)")
+    ap.add_argument("--execute-one", nargs=3, metavar=("SRC", "DST", "PARAMS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.execute_one:  # a child of execute_isolated: one chapter, its seconds on the last line
+        src, dst, par = args.execute_one
+        print("RESULT " + json.dumps(execute(Path(src), Path(dst), json.loads(par), force=args.force)), flush=True)
+        return
     chapters = list(NOTEBOOKS)
     base = ROOT / "_build" / "dryrun" if args.dryrun else ROOT
     args.stage = args.stage or str(base / "_build" / "book_src" if not args.dryrun else base / "book_src")
@@ -267,7 +397,7 @@ def main(argv=None):
     # or figures would not be embedded in the executed notebooks.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     # Progress bars are noise in a static page (and tqdm.auto warns without ipywidgets).
-    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"  # lidutils' own bars write to the chapter's progress file
     os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found:Warning"
     kernel_setup(stage)
     params = dict(out_dir=_from_root(args.results), cache_dir=_from_root(args.cache_dir),
@@ -294,25 +424,23 @@ def main(argv=None):
         if not (ROOT / "notebooks" / f"{name}.ipynb").exists():
             raise SystemExit(f"missing notebook {ROOT / 'notebooks' / name}.ipynb")
 
-    def run_lane(names):
-        for name in names:
-            print(f"[build_book] executing {name} ...", flush=True)
-            t = execute(ROOT / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb",
-                        params, force=args.force)
-            print(f"[build_book]   {name}: " + ("unchanged, not re-executed" if t is None
-                                                else f"{t:.1f} s"), flush=True)
-            timings[name] = t or 0.0
+    global _PROGRESS_DIR
+    _PROGRESS_DIR = stage / ".progress"
+    _PROGRESS_DIR.mkdir(parents=True, exist_ok=True)
 
-    # Two lanes: the self-contained simulations of 00_validation run beside the claim
-    # notebooks, which share caches (zoo, features) and so run one after another.
-    lanes = [[n for n in todo if n in INDEPENDENT], [n for n in todo if n not in INDEPENDENT]]
-    lanes = [lane for lane in lanes if lane]
-    with ThreadPoolExecutor(max_workers=max(1, min(args.jobs, len(lanes)))) as pool:
-        for fut in [pool.submit(run_lane, lane) for lane in lanes]:
-            fut.result()
-    timings = {n: timings[n] for n in todo}
-    timings["claims"] = execute(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
-                                params, force=True)
+    def start(name, threads):
+        return execute_isolated(ROOT / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb",
+                                params, force=args.force, threads=threads, progress=progress_file(name))
+
+    # The chapters as a dependency graph (NEEDS), args.jobs at a time; caches shared by chapters
+    # running side by side are computed once (lidutils.cache.computing).
+    t_build = time.perf_counter()
+    expected = expected_seconds(stage)
+    timings = run_scheduled(todo, start, jobs=args.jobs, expected=expected,
+                            say=lambda line: print(line, flush=True))
+    timings["claims"] = execute_isolated(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
+                                         params, force=True, threads=args.jobs) or 0.0
+    timings["chapters_wall"] = time.perf_counter() - t_build
     # Tags for the pages (also on copies executed by an earlier build), and the warnings
     # left in them for whoever maintains the notebooks.
     import nbformat
@@ -339,6 +467,10 @@ def main(argv=None):
         timings["jupyter-book"] = time.perf_counter() - t0
         print(f"[build_book] site: {Path(args.output) / '_build' / 'html' / 'index.html'}")
     print("[build_book] timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    # the next build's time-left estimate (only chapters actually executed this time)
+    prof = expected_seconds(stage) if (stage / "build_profile.json").is_file() else {}
+    prof.update({k: v for k, v in timings.items() if v})
+    (stage / "build_profile.json").write_text(json.dumps({"chapters": prof}, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -357,3 +358,74 @@ def test_tiny_book_with_the_projects_config_renders_offline(tmp_path):
     rep = check_book.check_site(site, pages=["book/two.html"])
     # the table links to chapters this two-page book lacks: only those links may fail
     assert {c for _, c, _ in check_book.failures(rep)} <= {"link"}
+
+
+# ------------------------------------------------------------------- build_book: schedule
+def test_schedule_respects_dependencies_and_runs_two_at_once():
+    import threading
+
+    order, live, peak, lock = [], [0], [0], threading.Lock()
+
+    def start(name, threads):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+            order.append(("start", name, threads))
+        time.sleep(0.05 if name != "population" else 0.15)
+        with lock:
+            live[0] -= 1
+            order.append(("end", name, threads))
+        return 1.0
+
+    todo = ["population", "00_validation", "01_generalization", "02_model_model", "06_intervention"]
+    lines = []
+    got = build_book.run_scheduled(todo, start, jobs=2, expected={"06_intervention": 100, "population": 900},
+                                   heartbeat=0.02, say=lines.append)
+    assert set(got) == set(todo)
+    assert peak[0] == 2  # never more than jobs at once, and two did run side by side
+    ends = [n for e, n, _ in order if e == "end"]
+    for chapter in ("01_generalization", "02_model_model"):  # need the zoo trained by population
+        assert order.index(("start", chapter, 1)) > [i for i, o in enumerate(order) if o[:2] == ("end", "population")][0]
+    assert [n for e, n, _ in order if e == "start"][0] == "population"  # longest ready chapter first
+    assert order[-1][1] in ends and any("elapsed" in line for line in lines)
+
+
+def test_schedule_gives_a_lone_chapter_every_thread_and_reports_failures():
+    seen = {}
+
+    def start(name, threads):
+        seen[name] = threads
+        if name == "02_model_model":
+            raise RuntimeError("boom")
+        return None
+
+    with pytest.raises(RuntimeError, match="boom"):
+        build_book.run_scheduled(["population", "02_model_model"], start, jobs=2, heartbeat=0.01,
+                                 say=lambda line: None)
+    assert seen == {"population": 2, "02_model_model": 2}  # each ran alone (02 waits for population)
+
+
+def test_progress_file_feeds_the_heartbeat(tmp_path, monkeypatch):
+    from lidutils import _progress
+
+    f = tmp_path / "p.txt"
+    monkeypatch.setenv(_progress.ENV, str(f))
+    for _ in _progress.bar(range(5), enabled=False, desc="training networks", mininterval=0):
+        pass
+    _progress.note("computing lid-pca300")
+    assert _progress.last_line(f).endswith("computing lid-pca300")
+    assert "training networks" in f.read_text()
+    assert _progress.last_line(tmp_path / "missing.txt") == ""
+
+
+def test_computing_lock_computes_once_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "entry.npy"
+    code = (f"import time, pathlib, numpy as np\nfrom lidutils.cache import computing\np = pathlib.Path({str(target)!r})\n"
+            "with computing(p):\n    if not p.exists():\n        time.sleep(0.5)\n"
+            "        open(str(p) + '.count', 'a').write('x')\n        np.save(p, np.ones(3))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    assert all(p.wait() == 0 for p in procs)
+    assert Path(str(target) + ".count").read_text() == "x"  # one computed, two waited and found it
