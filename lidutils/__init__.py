@@ -33,7 +33,8 @@ _API = {
     # statistics
     "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
     "corr_batch": "stats", "verdict_batch": "stats", "excludes": "stats", "holm": "stats",
-    "compare_dependent": "stats", "c4_rule": "stats",
+    "compare_dependent": "stats", "c4_rule": "stats", "corr_within": "stats", "label": "stats",
+    "fisher_ci": "stats", "rmcorr": "stats",
     "power_at": "power", "claim_power": "power", "paper_r": "paper",
     # data, models, features
     "load_algonauts92": "datasets", "load_rdm_dataset": "datasets",

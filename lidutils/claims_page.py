@@ -36,7 +36,10 @@ CLAIM_FIELDS = ("claim", "statement", "notebook", "section", "paper_value", "pap
 RECORD_FIELDS = ("analysis", "role", "population", "x", "y", "space", "k", "estimator",
                  "method", "r", "ci_low", "ci_high", "p", "p_holm", "n", "unit", "paper_r",
                  "excludes_zero", "excludes_paper_value", "power", "power_r", "verdict",
-                 "reason", "note")
+                 "reason", "note", "statistic", "measure", "design", "n_families", "r_between", "ci_method")
+#: A record whose ``statistic`` is one of these holds a contrast, not a correlation, in
+#: ``r`` (C4: :func:`lidutils.claims.contrast_record`): the page names it.
+CONTRASTS = {"abs_r_difference": "Δ|r| local − global"}
 
 
 def _claim_order(cid):
@@ -135,9 +138,19 @@ def records_table(claims):
     return df
 
 
+def _contrast(row):
+    """The contrast a row's ``r`` holds (C4's row: |r_local| − |r_global| vs the named global measure), or None."""
+    name = CONTRASTS.get(row.get("statistic")) if isinstance(row.get("statistic"), str) else None
+    if name and isinstance(row.get("measure"), str) and row["measure"]:
+        name += f" ({row['measure']})"
+    return name
+
+
 def _row_label(row):
     """Forest-plot row label: claim, population, and the tier when it is not the offline one."""
     lab = f"{row['claim']}{' †' if row['beyond_paper'] else ''}"
+    if _contrast(row):
+        lab += " Δ|r|"
     if isinstance(row.get("population"), str) and row["population"]:
         lab += f" · {row['population']}"
     tier = row.get("tier")
@@ -264,6 +277,13 @@ def _describe(row):
         bits.append(how)
     if isinstance(row.get("unit"), str):
         bits.append(f"unit: {row['unit']}")
+    if row.get("design") == "within family":
+        rb = row.get("r_between")
+        bits.append(f"within {row.get('n_families')} families (family means removed)"
+                    + (f"; between-family r of the {row.get('n_families')} family means = {rb:+.2f}"
+                       if isinstance(rb, float) and not math.isnan(rb) else ""))
+    if isinstance(row.get("ci_method"), str) and row["ci_method"].startswith("Fisher"):
+        bits.append(f"{row['ci_method']} interval: too few units for a verdict")
     if isinstance(row.get("verdict_reason"), str) and row["verdict_reason"]:
         bits.append(row["verdict_reason"])
     return " — ".join(bits)
@@ -272,7 +292,9 @@ def _describe(row):
 def _ci_text(row):
     if math.isnan(row["r"]):
         return "—"
-    return f"{_fmt(row['r'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    text = f"{_fmt(row['r'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    con = _contrast(row)
+    return f"{html.escape(con)}: {text}" if con else text
 
 
 def _paper_text(row):

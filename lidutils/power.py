@@ -1,8 +1,10 @@
 """Statistical power of the claim notebooks' decision rule.
 
-A claim is "replicated" when :func:`lidutils.stats.verdict` says so: the 95 %
+A claim is "replicated" when :func:`lidutils.stats.label` says so: the 95 %
 percentile-bootstrap interval of the correlation excludes 0 on the side of the
-expected sign (the p-value is reported, not a gate). The *power* at
+expected sign, the p-value agrees (p < 0.05), and there are at least
+:data:`lidutils.stats.MIN_N_VERDICT` units (below it no label is given, so the power is 0).
+:func:`coverage_table` measures how often each interval holds the true value. The *power* at
 ``n_models`` models is the probability that this rule fires when the true
 correlation across the model population is ``r_true``; at ``r_true = 0`` the same
 number is the false-positive rate.
@@ -41,7 +43,7 @@ import numpy as np
 
 from . import paper as _paper
 from .cache import default_cache_dir, hash_key, save_json
-from .stats import corr, corr_batch, verdict, verdict_batch
+from .stats import ALPHA, MIN_N_VERDICT, corr, corr_batch, label, verdict_batch
 
 __all__ = [
     "power",
@@ -53,12 +55,15 @@ __all__ = [
     "first_stage_attenuation",
     "PAPER_RS",
     "N_MODELS_GRID",
+    "coverage_table",
+    "min_n_for_coverage",
+    "COVERAGE_NS",
 ]
 
 #: The paper's LID correlations of C1-C3 (weakest to strongest, from :mod:`lidutils.paper`).
 PAPER_RS = tuple(sorted((_paper.paper_r(c) for c in ("C1", "C2", "C3")), reverse=True))
 #: Bump when the decision rule or the simulation changes: invalidates the disk cache.
-POWER_VERSION = 2
+POWER_VERSION = 3
 #: Population sizes of the power table.
 N_MODELS_GRID = (4, 8, 16, 32, 64)
 
@@ -85,11 +90,14 @@ def _draw_pairs(r_true, n, n_sim, method, rng):
 
 
 def decide(x, y, method="pearson", n_boot=400, n_perm=0, ci=0.95, expected_sign=-1, seed=0):
-    """Vectorised :func:`lidutils.stats.corr` + :func:`lidutils.stats.verdict`.
+    """Vectorised :func:`lidutils.stats.corr` + :func:`lidutils.stats.label` (the records' rule).
 
     :func:`lidutils.stats.corr_batch` on every row, then
-    :func:`lidutils.stats.verdict_batch` on the intervals: the rule ``verdict`` applies
-    to one record, here applied to ``n_sim`` datasets.
+    :func:`lidutils.stats.verdict_batch` on the intervals, a label kept only where the
+    p-value agrees (``p < 0.05``; analytic p when ``n_perm=0``, which the permutation p
+    approximates), and "descriptive" for every row below
+    :data:`lidutils.stats.MIN_N_VERDICT` units: the rule ``label`` applies to one
+    record, here applied to ``n_sim`` datasets.
 
     Parameters
     ----------
@@ -110,7 +118,12 @@ def decide(x, y, method="pearson", n_boot=400, n_perm=0, ci=0.95, expected_sign=
         ``r``, ``ci_low``, ``ci_high``, ``p`` and ``verdict``.
     """
     out = corr_batch(x, y, method=method, n_boot=n_boot, n_perm=n_perm, seed=seed, ci=ci)
-    out["verdict"] = verdict_batch(out["ci_low"], out["ci_high"], expected_sign)
+    v = verdict_batch(out["ci_low"], out["ci_high"], expected_sign)
+    labelled = np.isin(v, ("replicated", "opposite"))
+    v = np.where(labelled & ~(np.asarray(out["p"]) < ALPHA), "inconclusive", v)  # CI and p must agree
+    if np.shape(x)[-1] < MIN_N_VERDICT:  # too few units: no label (lidutils.stats.label)
+        v = np.full(v.shape, "descriptive")
+    out["verdict"] = v
     return out
 
 
@@ -265,8 +278,8 @@ def decision_agreement(n_models=8, r_true=PAPER_RS[0], n_datasets=100, method="p
     """How often the fast rule (:func:`decide`) agrees with the notebooks' rule.
 
     On ``n_datasets`` simulated populations, compares :func:`decide` (``n_boot``,
-    ``n_perm``) with ``lidutils.stats.verdict(lidutils.stats.corr(x, y, method,
-    n_boot=2000))`` (the verdict does not depend on the p-value).
+    ``n_perm``) with ``lidutils.stats.label(lidutils.stats.corr(x, y, method,
+    n_boot=2000, n_perm=0))`` (the records' rule: CI and p agree, enough units).
 
     Returns
     -------
@@ -277,7 +290,7 @@ def decision_agreement(n_models=8, r_true=PAPER_RS[0], n_datasets=100, method="p
     rng = np.random.default_rng([seed, 7])
     x, y = _draw_pairs(_check_r(r_true, method), int(n_models), int(n_datasets), method, rng)
     fast = decide(x, y, method=method, n_boot=n_boot, n_perm=n_perm, seed=seed)["verdict"]
-    exact = np.array([verdict(corr(a, b, method=method, n_boot=2000, n_perm=0, seed=seed + i))
+    exact = np.array([label(corr(a, b, method=method, n_boot=2000, n_perm=0, seed=seed + i))
                       for i, (a, b) in enumerate(zip(x, y))])
     return dict(agreement=float((fast == exact).mean()),
                 fast_replicated=float((fast == "replicated").mean()),
@@ -329,3 +342,95 @@ def first_stage_attenuation(n_stimuli=400, n_ref=1600, n_models=24, n_worlds=3,
                 r_ref={t: float(np.mean(v)) for t, v in r_ref.items()},
                 reliability=float(np.mean(rel)), n_stimuli=n_stimuli, n_ref=n_ref,
                 n_models=n_models, n_worlds=n_worlds, world=world, k=k)
+
+
+#: Unit counts of the validation chapter's coverage table.
+COVERAGE_NS = (4, 5, 6, 8, 10, 12, 15, 20, 30)
+
+
+def coverage_table(ns=COVERAGE_NS, rs=(0.0, -0.5, -0.8), n_sim=1000, n_boot=400, families=3, ci=0.95, seed=0):
+    r"""How often each interval the claim chapters can use covers the true correlation, at n units.
+
+    Bivariate-normal pairs with correlation ``r_true`` (:func:`_draw_pairs`), ``n_sim``
+    datasets per cell. Four intervals at level ``ci``:
+
+    - ``percentile bootstrap``: :func:`lidutils.stats.corr_batch` (``n_boot`` resamples);
+    - ``Fisher z``: :func:`lidutils.stats.fisher_ci` at ``n``;
+    - ``stratified bootstrap, G families`` and ``Fisher z, G families``: the ``n`` units
+      split into ``families`` equal families (``n >= 2 G``), each family shifted by a
+      large common offset in both variables of *opposite* sign (a between-family
+      correlation of −1 that must not leak in), correlation ``r_true`` within; the
+      within-family r of :func:`lidutils.stats.corr_within` with its family-stratified
+      percentile interval, and :func:`~lidutils.stats.fisher_ci` at
+      :math:`n_{eff} = n - G + 1`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (interval, n, r_true): ``coverage`` (fraction of intervals holding
+        ``r_true``), ``width`` (median), ``n_sim``. The Monte-Carlo s.e. of a coverage
+        near 0.95 is about :math:`\sqrt{0.05 \cdot 0.95 / n_{sim}}` (0.007 at 1000).
+    """
+    import pandas as pd
+
+    from .stats import _pearson_rows, fisher_ci
+
+    rng = np.random.default_rng([seed, 11])
+    rows = []
+    fisher = np.vectorize(fisher_ci)
+    for r_true in rs:
+        for n in ns:
+            x, y = _draw_pairs(_check_r(r_true, "pearson"), int(n), int(n_sim), "pearson", rng)
+            out = corr_batch(x, y, n_boot=n_boot, n_perm=0, seed=int(rng.integers(1 << 31)), ci=ci)
+            fl, fh = fisher(out["r"], n, ci)
+            for name, lo, hi in (("percentile bootstrap", out["ci_low"], out["ci_high"]), ("Fisher z", fl, fh)):
+                rows.append(dict(interval=name, n=int(n), r_true=float(r_true),
+                                 coverage=float(np.mean((lo <= r_true) & (r_true <= hi))),
+                                 width=float(np.nanmedian(hi - lo)), n_sim=int(n_sim)))
+            G = int(families)
+            m = int(n) // G
+            if m < 2:
+                continue
+            xs, ys = x[:, :G * m].reshape(n_sim, G, m), y[:, :G * m].reshape(n_sim, G, m)
+            off = 10.0 * np.arange(G)[None, :, None]
+            xs, ys = xs + off, ys - off
+
+            def within(a, b):  # (..., G, m) -> r_w (...)
+                a = a - a.mean(-1, keepdims=True)
+                b = b - b.mean(-1, keepdims=True)
+                return _pearson_rows(a.reshape(*a.shape[:-2], -1), b.reshape(*b.shape[:-2], -1))
+
+            rw = within(xs, ys)
+            lo, hi = np.empty(n_sim), np.empty(n_sim)
+            step = max(1, 2_000_000 // (n_boot * G * m))
+            for s in range(0, n_sim, step):
+                sl = slice(s, s + step)
+                k = xs[sl].shape[0]
+                idx = rng.integers(0, m, size=(k, n_boot, G, m))
+                xb = np.take_along_axis(np.broadcast_to(xs[sl, None], idx.shape), idx, -1)
+                yb = np.take_along_axis(np.broadcast_to(ys[sl, None], idx.shape), idx, -1)
+                with np.errstate(all="ignore"):
+                    bt = within(xb, yb)
+                    lo[sl], hi[sl] = np.nanquantile(bt, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=1)
+            fl, fh = fisher(rw, G * m - G + 1, ci)
+            for name, lo_, hi_ in ((f"stratified bootstrap, {G} families", lo, hi), (f"Fisher z, {G} families", fl, fh)):
+                rows.append(dict(interval=name, n=int(G * m), r_true=float(r_true),
+                                 coverage=float(np.mean((lo_ <= r_true) & (r_true <= hi_))),
+                                 width=float(np.nanmedian(hi_ - lo_)), n_sim=int(n_sim)))
+    return pd.DataFrame(rows)
+
+
+def min_n_for_coverage(table, floor=0.89):
+    """Per interval of :func:`coverage_table`: the smallest n from which the coverage stays >= ``floor``.
+
+    The coverage at each n is averaged over the table's true correlations (each cell
+    has a Monte-Carlo s.e. of about 0.01 at 400 data sets; the default floor is 0.90
+    less one such s.e.). Returns a dict ``{interval: n}`` (None when no n qualifies).
+    """
+    out = {}
+    for name, g in table.groupby("interval"):
+        worst = g.groupby("n")["coverage"].mean().sort_index()
+        ok = worst >= floor
+        good = [n for n in worst.index if ok.loc[n:].all()]
+        out[str(name)] = int(good[0]) if good else None
+    return out

@@ -34,10 +34,16 @@ from .stats import VERDICTS, format_corr
 #: Claims beyond the paper: id -> statement and notebook (no paper value).
 BEYOND_PAPER = {
     "C8": dict(statement="Lowering local ID by a training penalty, at fixed architecture, data and "
-                         "schedule, improves generalization and alignment (an intervention; the "
-                         "paper's evidence is correlational).",
+                         "schedule, improves generalization: higher test accuracy at the same training "
+                         "loss (an intervention; the paper's evidence is correlational).",
                notebook="06_intervention"),
+    "C9": dict(statement="Lower local ID goes with higher test accuracy whichever factor — label noise, "
+                         "training-data scale or capacity — varies, within a family (a factorial; the "
+                         "paper's models differ in capacity and data together).",
+               notebook="07_factorial"),
 }
+#: Every claim the book tests, in the claims table's order: the paper's, then those beyond it.
+ALL_CLAIMS = tuple(_paper.PAPER) + tuple(BEYOND_PAPER)
 #: Tiers of a results file; "paper-dryrun" results come from stand-in models and data.
 TIERS = ("offline", "paper", "paper-dryrun")
 
@@ -105,7 +111,7 @@ def claims_table(results_dir="results", all_analyses=False):
     """
     found = {c["claim"]: c for c in load_claims(results_dir)}
     rows = []
-    for cid in list(_paper.PAPER) + list(BEYOND_PAPER):
+    for cid in ALL_CLAIMS:
         c = found.get(cid)
         if c is None:
             rows.append(dict(claim=cid, statement=claim_fields(cid)["statement"],
@@ -131,7 +137,14 @@ def describe(rec):
     ex = "" if ex is None else ("; CI excludes the paper's value" if ex else "; CI includes the paper's value")
     holm = f", Holm p = {rec['p_holm']:.2g}" if rec.get("p_holm") is not None else ""
     unit = f" {rec['unit']}" if rec.get("unit") else ""
-    return (f"{rec['analysis']}: {format_corr(rec)}{unit}{holm} → {rec['verdict']}{ex} (power {pw})")
+    design = ""
+    if rec.get("design") == "within family":
+        rb = rec.get("r_between")
+        design = (f", within {rec.get('n_families')} families (between-family r of the family means = "
+                  f"{rb:+.2f}, n = {rec.get('n_between', rec.get('n_families'))} families)" if rb is not None
+                  else f", within {rec.get('n_families')} families")
+    ci = f", {rec['ci_method']} CI" if str(rec.get("ci_method", "")).startswith("Fisher") else ""
+    return (f"{rec['analysis']}: {format_corr(rec)}{unit}{design}{ci}{holm} → {rec['verdict']}{ex} (power {pw})")
 
 
 def _plain(o):
@@ -166,8 +179,11 @@ def glue_claim(res, claim=None):
         return glue_text(f"{claim}_result", "not tested: the pre-declared primary analysis has fewer than "
                                             "4 units with both variables in this population.")
     head = next(a for a in res["analyses"] if a["analysis"] == res["primary"])
-    text = (f"**{res['verdict']}** ({res.get('verdict_reason', '')}) — primary analysis "
-            f"{describe(head)}; paper: {res['paper_value']}.")
+    prims = (res.get("extra") or {}).get("primaries") or [res["primary"]]
+    heads = [a for lab in prims for a in res["analyses"] if a["analysis"] == lab] or [head]
+    what = "primary analysis " if len(heads) == 1 else f"{len(heads)} pre-declared primaries: "
+    text = (f"**{res['verdict']}** ({res.get('verdict_reason', '')}) — {what}"
+            f"{'; '.join(describe(h) for h in heads)}; paper: {res['paper_value']}.")
     if res.get("dry_run"):
         text = "**DRY RUN on stand-ins — not a result.** " + text
     return glue_text(f"{res['claim']}_result", text)

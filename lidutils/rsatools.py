@@ -419,10 +419,10 @@ def partial_rsa(model_rdms, brain_rdms, baseline_rdms, method="spearman"):
 
 
 def brain_test_informative(reliability, partialled=None, threshold=RELIABILITY_THRESHOLD,
-                           min_partial=MIN_PARTIAL_SCORE):
+                           min_partial=MIN_PARTIAL_SCORE, score=None, baseline=None):
     """Can this population's brain test tell models apart for reasons beyond pixels?
 
-    Informative when both hold:
+    Informative when all hold:
 
     1. the model ranking is reliable across subjects: the lower bound of the
        split-half (Spearman–Brown) interval of :func:`ranking_reliability` exceeds
@@ -430,9 +430,14 @@ def brain_test_informative(reliability, partialled=None, threshold=RELIABILITY_T
     2. the scores do not vanish once low-level baselines are partialled out: some
        model's partial score (mean over subjects of :func:`partial_rsa`'s
        ``partial``) reaches ``min_partial`` (default 0.05). Skipped when
-       ``partialled`` is None.
+       ``partialled`` is None;
+    3. the models' scores exceed the low-level baselines: the population's mean
+       score ``score`` (mean over its units of the subject-mean score) is above
+       ``baseline``, the stronger of the pixel and Gabor-energy RDMs' mean score with
+       the same subjects. A population that sits below pixels is not ranked by what
+       the paper's argument needs. Skipped when either is None.
 
-    A test that fails either gets the verdict ``"uninformative"``
+    A test that fails any gets the verdict ``"uninformative"``
     (``lidutils.stats.verdict(..., informative=False)``).
 
     Parameters
@@ -442,6 +447,8 @@ def brain_test_informative(reliability, partialled=None, threshold=RELIABILITY_T
     partialled : dict or array-like, optional
         Output of :func:`partial_rsa` or its ``partial`` array (n_models[, n_subjects]).
     threshold, min_partial : float
+    score, baseline : float, optional
+        The population's mean score and the stronger low-level baseline's score (same units).
 
     Returns
     -------
@@ -452,6 +459,9 @@ def brain_test_informative(reliability, partialled=None, threshold=RELIABILITY_T
     if not np.isfinite(lo) or lo <= threshold:
         return False, (f"the model ranking is not reliable across subjects: split-half reliability "
                        f"{mean:.2f} (95 % interval from {lo:.2f}), needs a lower bound above {threshold:.2f}")
+    if score is not None and baseline is not None and not float(score) > float(baseline):
+        return False, (f"the models score below the low-level baseline: mean score {float(score):.3f} does not "
+                       f"exceed the pixel/Gabor baseline's {float(baseline):.3f} (ranking reliability {mean:.2f})")
     if partialled is None:
         return True, (f"the model ranking is reliable across subjects (split-half reliability {mean:.2f}, "
                       f"lower bound {lo:.2f} > {threshold:.2f}); low-level baselines not checked")
@@ -461,8 +471,10 @@ def brain_test_informative(reliability, partialled=None, threshold=RELIABILITY_T
     if not best >= min_partial:
         return False, (f"the scores vanish once low-level statistics are partialled out: best partial "
                        f"score {best:.3f} < {min_partial:.2f}")
+    above = ("" if score is None or baseline is None else
+             f", the mean score {float(score):.3f} exceeds the pixel/Gabor baseline's {float(baseline):.3f}")
     return True, (f"the model ranking is reliable (split-half {mean:.2f}, lower bound {lo:.2f} > "
-                  f"{threshold:.2f}) and scores survive partialling out low-level baselines "
+                  f"{threshold:.2f}){above} and scores survive partialling out low-level baselines "
                   f"(best partial score {best:.2f})")
 
 

@@ -97,9 +97,10 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from . import _progress
 from ._device import resolve_device
 from .archs import ARCHS, build_model, n_parameters
-from .cache import atomic_path, default_cache_dir, hash_key, save_json, save_npz
+from .cache import atomic_path, computing, default_cache_dir, hash_key, save_json, save_npz
 from .loaders import CLASS_NAMES, FASHION_CLASSES, deduplicate, load_animal_mnist, load_fashion_mnist  # noqa: F401
 
 ZOO_VERSION = 2  # bump when training or evaluation code changes results
@@ -153,6 +154,12 @@ def prepare_probe(probe_images, shape, invert="auto", reference=None):
     """
     from PIL import Image
 
+    if isinstance(probe_images, (list, tuple)) and len({np.shape(a) for a in probe_images}) > 1:
+        shapes = sorted({np.shape(a) for a in probe_images})
+        raise ValueError(
+            f"probe_images differ in size ({len(shapes)} shapes, e.g. {shapes[:3]}); bring them to one size "
+            "first: lidutils.datasets.load_images(paths) resizes and centre-crops them "
+            "(lidutils.datasets.IMAGE_POLICY).")
     x = np.asarray(probe_images)
     if x.ndim == 3:
         x = x[..., None]
@@ -531,8 +538,68 @@ CONTROLLED_SMOKE = Design(
     n_train=(300, 1000), ref_capacity=1, ref_data=1, noise=(0.4,), seeds=(0,),
     epochs={300: 6, 1000: 5}, lr=_CONTROLLED_LR)
 
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorialDesign(Design):
+    """A full factorial: every label noise x data level x capacity level, in every family.
+
+    The families, trunks, data levels, learning rates, epochs and training recipe are
+    those of a :class:`Design` (the controlled zoo's); ``capacity_levels`` and
+    ``data_levels`` pick indices into ``capacity[family]`` and ``n_train``, and every
+    combination with every noise level in ``(0,) + noise`` is a design cell. A cell that
+    is also a cell of the controlled design (same family, trunk, ``n_train``, noise,
+    seed, epochs) *is* the same :class:`ZooEntry` (same key), so it is trained once
+    for both grids. The series flags (``in_capacity`` ...) keep their meaning relative
+    to the reference cell, so the controlled series can be found inside the factorial.
+    """
+
+    capacity_levels: tuple = (0, 1)
+    data_levels: tuple = (0, 1)
+
+    def __post_init__(self):
+        for name, levels, n in (("capacity_levels", self.capacity_levels, min(map(len, self.capacity.values()))),
+                                ("data_levels", self.data_levels, len(self.n_train))):
+            if not levels or any(not 0 <= int(i) < n for i in levels) or list(levels) != sorted(set(levels)):
+                raise ValueError(f"{name} must be increasing indices in 0..{n - 1}, got {levels!r}.")
+
+    def cells(self):
+        out = []
+        for fam, caps in self.capacity.items():
+            for ci in self.capacity_levels:
+                w, d = caps[ci]
+                for di in self.data_levels:
+                    n = self.n_train[di]
+                    for noise in (0.0,) + tuple(self.noise):
+                        out.append({"design": f"{fam}-c{ci}-d{di}-n{noise:g}", "family": fam,
+                                    "capacity_level": ci, "data_level": di, "width": w, "depth": d,
+                                    "n_train": n, "label_noise": noise,
+                                    "in_capacity": di == self.ref_data and noise == 0,
+                                    "in_data": ci == self.ref_capacity and noise == 0,
+                                    "in_noise": ci == self.ref_capacity and di == self.ref_data})
+        return out
+
+
+#: The factorial of the chapter "When does lower LID mean better?" (beyond the paper, claim C9):
+#: label noise 0 / 0.2 / 0.4 / 0.6 x the two smallest data levels of :data:`CONTROLLED` (500,
+#: 1400 images) x its three smallest trunks (7-11x parameters), in every family, 2 seeds:
+#: 3 x 24 cells x 2 = 144 networks. The 18 cells the controlled zoo already trains (its capacity
+#: and data series through the reference cell, and the reference cell's noise series) are shared
+#: (same keys), so 108 networks are new: 4 CPU-minutes measured on the book's 2-core machine
+#: (2.2 s per network; the chapter shows the cost of each build), about 2 minutes with 2 workers.
+FACTORIAL = FactorialDesign(
+    data="fashion-mnist", capacity=_CONTROLLED_CAPACITY, n_train=CONTROLLED.n_train,
+    ref_capacity=CONTROLLED.ref_capacity, ref_data=CONTROLLED.ref_data, noise=(0.2, 0.4, 0.6), seeds=(0, 1),
+    epochs=CONTROLLED.epochs, lr=_CONTROLLED_LR, capacity_levels=(0, 1, 2), data_levels=(0, 1))
+#: Its smoke version (tests): the families and trunks of :data:`CONTROLLED_SMOKE`, noise 0 / 0.4 / 0.6,
+#: 2 x 2 x 3 = 12 cells per family, 1 seed, a few epochs (24 networks of a few seconds).
+FACTORIAL_SMOKE = FactorialDesign(
+    data="animal-mnist", capacity=CONTROLLED_SMOKE.capacity, n_train=CONTROLLED_SMOKE.n_train,
+    ref_capacity=1, ref_data=1, noise=(0.4, 0.6), seeds=(0,), epochs=CONTROLLED_SMOKE.epochs,
+    lr=_CONTROLLED_LR, capacity_levels=(0, 1), data_levels=(0, 1))
+
 DESIGNS = {"controlled": CONTROLLED, "controlled-animal": CONTROLLED_ANIMAL,
-           "controlled-smoke": CONTROLLED_SMOKE}
+           "controlled-smoke": CONTROLLED_SMOKE, "factorial": FACTORIAL, "factorial-smoke": FACTORIAL_SMOKE}
 GRIDS = {"smoke": _smoke_grid(), "default": _default_grid(),
          **{name: d.entries() for name, d in DESIGNS.items()}}
 #: Training set of each named grid (the legacy grids: Animal-MNIST).
@@ -865,11 +932,7 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
 
 
 def _tqdm(it, progress, **kw):
-    if not progress:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, **kw)
+    return _progress.bar(it, progress, **kw)
 
 
 def _load_model(info, data_shape, n_classes, path, device="cpu"):
@@ -907,9 +970,17 @@ def _worker_init(images, labels, dataset, device, probe, probe_hash, num_threads
 
 def _worker_train(entry, folder):
     w = _WORKER
-    _train_entry(entry, w["data"], Path(folder), w["device"], w["probe"], w["probe_hash"], w["num_threads"],
-                 False)
+    _train_once(entry, w["data"], Path(folder), w["device"], w["probe"], w["probe_hash"], w["num_threads"],
+                False)
     return entry.key
+
+
+def _train_once(entry, data, folder, device, probe, probe_hash, num_threads, progress):
+    """:func:`_train_entry` unless another process has trained (or is training) the same entry:
+    a process that finds it locked waits, then skips it (chapters run side by side)."""
+    with computing(folder):
+        if not (folder / "entry.json").exists():
+            _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, progress)
 
 
 def _cost(entry, data):
@@ -931,22 +1002,20 @@ def _train_parallel(todo, data, root, device, probe, probe_hash, num_threads, nu
                              initargs=(images, labels, dataset, str(device), probe, probe_hash, num_threads,
                                        data.fingerprint)) as pool:
         futures = [pool.submit(_worker_train, e, str(root / e.key)) for e in todo]
-        bar = _tqdm(None, progress, total=len(todo), desc="zoo", unit="net")
+        bar = _tqdm(None, progress, total=len(todo), desc=f"training {dataset or 'zoo'} networks", unit="net")
         pending = set(futures)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     f.result()  # re-raise a worker's error here
-                    if progress:
-                        bar.update(1)
+                    bar.update(1)
         except BaseException:
             for f in pending:
                 f.cancel()
             raise
         finally:
-            if progress:
-                bar.close()
+            bar.close()
 
 
 def train_zoo(grid="smoke", images=None, labels=None, cache_dir=None, device="auto", probe_images=None,
@@ -1031,7 +1100,7 @@ def train_zoo(grid="smoke", images=None, labels=None, cache_dir=None, device="au
                         images, labels, dataset)
     else:
         for e in _tqdm(todo, progress and bool(todo), desc="zoo", unit="net"):
-            _train_entry(e, data, root / e.key, device, probe, probe_hash, num_threads, progress)
+            _train_once(e, data, root / e.key, device, probe, probe_hash, num_threads, progress)
     table = zoo_summary(cache_dir)
     keys = [e.key for e in entries]
     table = table[(table["data"] == data.fingerprint) & table["key"].isin(keys)]

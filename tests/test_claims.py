@@ -157,6 +157,91 @@ def test_finalize_marks_primary_and_holm_adjusts_secondaries():
         C.finalize(recs, "w")
 
 
+def _family_table(within, between, per=6, fams=("mlp", "convnet", "mixer"), seed=0):
+    rng = np.random.default_rng(seed)
+    G = len(fams)
+    off = np.repeat(np.arange(G) * 4.0, per)
+    e = rng.standard_normal((2, G * per))
+    return pd.DataFrame(dict(family=np.repeat(fams, per), x=off + e[0],
+                             y=between * off + within * e[0] + np.sqrt(1 - within ** 2) * e[1]),
+                        index=[f"u{i}" for i in range(G * per)])
+
+
+def test_correlate_is_within_family_when_the_units_span_families():
+    t = _family_table(0.0, -2.0, seed=2)  # the only effect is between the three families
+    rec = C.correlate("C1", t, "x", "y", population="p", **FAST)
+    assert rec["design"] == "within family" and rec["n_families"] == 3 and rec["r_between"] < -0.99
+    assert rec["r_pooled"] < -0.8 and rec["verdict"] != "replicated"
+    pooled = C.correlate("C1", t, "x", "y", population="p", design="pooled", **FAST)
+    assert pooled["verdict"] == "replicated" and pooled["design"] == "pooled"  # what the old analysis said
+    one = C.correlate("C1", t[t["family"] == "mlp"].assign(y=lambda d: -d["x"]), "x", "y", population="p", **FAST)
+    assert one["design"] == "pooled" and one["n"] == 6 and one["verdict"] == "descriptive"
+    assert one["ci_method"] == "Fisher z" and (one["ci_low"], one["ci_high"]) == S.fisher_ci(one["r"], 6)
+
+
+def test_finalize_gates_secondary_labels_by_holm_and_takes_several_primaries():
+    rng = np.random.default_rng(1)
+    x = np.arange(20.0)
+    t = pd.DataFrame(dict(x=x, a=-x + rng.standard_normal(20), b=-x + 6 * rng.standard_normal(20),
+                          c=rng.standard_normal(20), d=rng.standard_normal(20), e=rng.standard_normal(20)))
+    recs = [C.correlate("C3", t, "x", y, population="p", label=y, **FAST) for y in "abcde"]
+    weak = recs[1]
+    assert weak["verdict"] == "replicated" and weak["p"] < 0.05
+    out = C.finalize([dict(r) for r in recs], ["a", "b"])
+    assert [r["role"] for r in out[:2]] == ["primary", "primary"] and out[0]["p_holm"] is not None
+    for r in out:
+        if r["verdict"] in ("replicated", "opposite"):
+            assert r["p_holm"] < 0.05
+    gated = dict(weak, p_holm=0.2)
+    assert C.holm_gate(gated)["verdict"] == "inconclusive" and "Holm" in gated["note"]
+
+
+def test_c5_rule_needs_both_series():
+    rep = dict(_rec(-0.7, -0.9, -0.4, n=12, verdict="replicated"), p=0.001, n_families=3, design="within family")
+    opp = dict(_rec(0.86, 0.72, 0.96, n=15, verdict="opposite"), p=0.001)
+    inc = dict(_rec(-0.2, -0.6, 0.3, n=12), p=0.4)
+    desc = dict(_rec(0.99, 0.95, 1.0, n=4, verdict="descriptive"), p=0.08)
+    assert C.c5_verdict(rep, rep)[0] == "replicated"
+    v, why = C.c5_verdict(inc, opp)
+    assert v == "opposite" and "data" in why
+    assert C.c5_verdict(rep, opp)[0] == "inconclusive"  # a split is no verdict
+    assert C.c5_verdict(desc, None)[0] == "descriptive"
+    assert C.c5_verdict(rep, desc)[0] == "inconclusive"
+    weak = dict(rep, p=0.04)  # Holm over the two primaries: 2 x 0.04 >= 0.05
+    assert C.c5_verdict(weak, dict(rep, p=0.03))[0] == "inconclusive"
+
+
+def test_degradation_series_are_manipulation_checks_without_verdicts():
+    rng = np.random.default_rng(0)
+    rows = []
+    for ser in ("a / weight_noise", "a / blur", "b / weight_noise"):
+        for d in range(6):
+            rows.append(dict(series=ser, dose=d, lid=10 + d + rng.standard_normal(), acc=1 - 0.1 * d,
+                             brain_IT=0.3 - 0.02 * d + 0.01 * rng.standard_normal(),
+                             brain_EVC=0.2 + 0.01 * rng.standard_normal()))
+    tab = pd.DataFrame(rows, index=[f"m{i}" for i in range(len(rows))])
+    recs = C.degradation_records("C2", tab, "lid", ["brain_EVC", "brain_IT"], **FAST)
+    assert len({r["analysis"] for r in recs}) == len(recs)  # unique labels, one dose check per series
+    assert sum(r["x"] == "dose" for r in recs) == 3
+    assert all(r["role"] == "manipulation check" and r["verdict"] == "descriptive" for r in recs)
+    per_series = [r for r in recs if "series" in r]
+    assert all(r["n"] == 6 and r["ci_method"] == "Fisher z" for r in per_series)
+    out = C.finalize([C.correlate("C2", tab, "lid", "acc", population="p", label="prim", **FAST)] + recs, "prim")
+    assert all(r["p_holm"] is None and r["role"] == "manipulation check" for r in out[1:])
+
+
+def test_natural_k_table_states_k_over_n_and_classes_per_photo():
+    m = _zoo_members(n_cells=5, seeds=1, families=("mlp",))
+    pop = _population(m)
+    pop.stimuli["zoo-x"] = "120 photos of 120 classes, one photo each"
+    st = C.from_population(pop, **FAST)
+    tab = C.natural_k_table(st, "C3", next(iter(st.populations)), "accuracy")
+    assert set(tab["measure"]) >= {"LID K=5", "TwoNN"} and (tab["verdict"] == "descriptive").all()
+    row = tab[tab["k"] == 20].iloc[0]
+    assert row["k_over_n"] == pytest.approx(20 / 120) and row["classes_per_photo"] == 1.0
+    assert row["classes_in_neighbourhood"] == 20 and row["n"] == 5
+
+
 def test_max_over_k_p_corrects_for_the_choice():
     rng = np.random.default_rng(0)
     y = rng.standard_normal(30)
@@ -252,13 +337,118 @@ def test_results_files_verdicts_agree_with_their_cis():
 
 
 def _check_record(a):
+    """A record's verdict is one its CI, its p (Holm-adjusted for a secondary) and its n support."""
     lo, hi, sign = a["ci_low"], a["ci_high"], a.get("expected_sign", -1)
     v = a["verdict"]
+    p = a["p_holm"] if a.get("p_holm") is not None else a.get("p")
+    if v in ("replicated", "opposite"):
+        assert not S.too_few(a), a["analysis"]  # never a label below the minimum n
+        assert p is not None and p < S.ALPHA, a["analysis"]  # CI and p agree
     if v == "replicated":
         assert (hi < 0) if sign < 0 else (lo > 0), a["analysis"]
     elif v == "opposite":
         assert (lo > 0) if sign < 0 else (hi < 0), a["analysis"]
     elif v == "inconclusive":
-        assert lo <= 0 <= hi, a["analysis"]
+        assert lo <= 0 <= hi or p is None or p >= S.ALPHA, a["analysis"]
+    elif v == "descriptive":
+        assert S.too_few(a) or a.get("role") == "manipulation check", a["analysis"]
+    elif v == "not replicated":  # C4: a global measure that predicts is evidence against C4
+        assert "against C4" in (a.get("reason") or "") and not (lo <= 0 <= hi), a["analysis"]
+        assert not S.too_few(a) and p is not None and p < S.ALPHA, a["analysis"]
     else:
         assert v == "uninformative" and a.get("reason"), a["analysis"]
+
+
+# ----------------------------------------------------------------------------- C4 (issue 20)
+def _c4_blocks():
+    st = C.from_population(_population(_zoo_members()), **FAST)
+    name = next(iter(st.populations))
+    n = st.n_stimuli(name)
+    t = st.table(name, ks=sorted(set(C.k_grid(n)) | {C.k_global(n)}), estimators=("mle", "mom"), global_dims=True)
+    return st, name, t, {y: C.local_global(st, "C4", name, y, table=t) for y in C.c4_targets(st, t)}
+
+
+def test_c4_records_are_measured_quantities_and_globals_never_replicated():
+    st, name, t, blocks = _c4_blocks()
+    assert list(blocks) == ["accuracy"] and "accuracy_sd" in t  # named targets, never the seed SD
+    recs = C.c4_records(blocks, primary="accuracy")
+    assert recs[0]["statistic"] == "abs_r_difference"  # the primary is the local-global contrast
+    for r in recs:
+        for col in (r["x"], r.get("x_global"), r["y"]):
+            assert col is None or (C.measured(col) and not col.endswith("_sd") and col in t), (r["analysis"], col)
+    for g in blocks["accuracy"]["globals"]:
+        assert g["verdict"] != "replicated" and g["reason"]
+        assert (g["verdict"] == "not replicated") == ("against C4" in g["reason"])
+    # the contrast is computed in the records' own frame (two families: within family)
+    assert all(c["design"] == recs[1]["design"] == "within family" for c in blocks["accuracy"]["contrasts"])
+    with pytest.raises(ValueError, match="measured"):
+        C.local_global(st, "C4", name, "accuracy_sd", table=t)
+    with pytest.raises(ValueError, match="measured"):
+        C.target_measures("brain_IT_sd")
+
+
+def test_c4_global_record_that_predicts_is_against_c4():
+    rec = dict(_rec(-0.6, -0.8, -0.3, verdict="replicated"), p=0.001)
+    out = C._global_verdict(rec)
+    assert out["verdict"] == "not replicated" and "global predicts (against C4)" in out["reason"]
+    assert C._global_verdict(dict(_rec(0.1, -0.3, 0.5), p=0.6))["verdict"] == "inconclusive"
+
+
+def test_c4_reason_states_r_against_k():
+    curve = pd.DataFrame(dict(target="accuracy", k=[5, 20, 50, 250], r=[0.54, 0.7, 0.8, 0.89]))
+    assert "rises with K" in C.k_trend(curve, "accuracy") and "K = 250" in C.k_trend(curve)
+    assert "falls with K" in C.k_trend(curve.assign(r=[-0.8, -0.6, -0.4, -0.1]))
+
+
+def test_results_files_records_are_measured_quantities():
+    """No record of a built results/ file correlates a seed-SD or bookkeeping column (C4 once used brain_IT_sd)."""
+    for f in sorted((ROOT / "results").glob("C*.json")):
+        for a in json.loads(f.read_text())["analyses"]:
+            for col in (a.get("x"), a.get("x_global"), a.get("y")):
+                assert col is None or C.measured(col), (f.name, a["analysis"], col)
+
+
+# ----------------------------------------------------------------------------- brain rule (issue 20)
+def test_brain_rule_needs_scores_above_the_low_level_baseline():
+    from lidutils.rsatools import brain_test_informative
+
+    rel = dict(mean=0.975, ci_low=0.93)
+    ok, why = brain_test_informative(rel, [0.2, 0.1], score=0.066, baseline=0.146)
+    assert not ok and "baseline" in why and "0.146" in why
+    assert brain_test_informative(rel, [0.2, 0.1], score=0.2, baseline=0.146)[0]
+
+
+def test_brain_records_carry_reliability_and_partialled_score():
+    from lidutils.report import describe
+
+    st = C.from_population(_pixel_world_population(), **FAST)
+    name = next(iter(st.populations))
+    summary, partial = C.brain_test(st, name)
+    assert {"mean_score", "baseline", "baseline_name", "reliability"} <= set(summary.columns)
+    assert {"partial_brain", "partial_brain_s1"} <= set(partial.columns)
+    t = st.table(name, ks=[10], brain=True).join(C.cell_partial(st, name, partial))
+    rec = st.correlate("C2", t, "mle_k10", "brain_brain", population=name, k=10)
+    subj = C.per_subject_records(st, "C7", name, t, 10)
+    out = C.mark_uninformative([dict(rec, excludes_paper_value=True)] + subj, summary, study=st, table=t)
+    for r in out:
+        assert r["reliability"] is not None and r["r_partial"] is not None and "mean_score" in r, r["analysis"]
+        assert r["verdict"] == "uninformative" and r["excludes_paper_value"] is None
+        assert "excludes the paper" not in describe(r)
+
+
+def test_claims_page_c4_row_shows_the_local_global_contrast(tmp_path):
+    """The claims page's C4 row is C4's own contrast, not C3's correlation."""
+    from lidutils import claims_page as CP
+    from lidutils.report import write_claim
+
+    st, name, t, blocks = _c4_blocks()
+    recs = C.finalize(C.c4_records(blocks, primary="accuracy"), C.c4_records(blocks, "accuracy")[0]["analysis"])
+    for r in recs:
+        _check_record(r)
+    write_claim("C4", recs, out_dir=tmp_path, verdict="inconclusive", reason="test")
+    table = CP.records_table(CP.read_claims(tmp_path))
+    row = table[table["is_primary"]].iloc[0]
+    assert row["statistic"] == "abs_r_difference" and row["x"] != row["y"]
+    page = CP.claims_html(table)
+    assert "Δ|r| local − global" in page and row["measure"] in page
+    assert row["r"] == pytest.approx(abs(recs[0]["r_local"]) - abs(recs[0]["r_global"]))

@@ -83,3 +83,14 @@ def test_paper_table():
         paper.paper_r("C9")
     with pytest.raises(ValueError, match="no paper value"):
         paper.paper_r("C1", "x")
+
+
+def test_coverage_table_fisher_holds_and_percentile_falls_short_at_small_n():
+    from lidutils.power import coverage_table, min_n_for_coverage
+
+    cov = coverage_table(ns=(4, 9), rs=(0.0, -0.8), n_sim=300, n_boot=200, seed=1)
+    c = cov.set_index(["interval", "n", "r_true"])["coverage"].sort_index()
+    assert c.loc[("Fisher z", 4)].min() > 0.91  # nominal 0.95, s.e. ~0.013
+    assert c.loc[("percentile bootstrap", 4)].mean() < c.loc[("Fisher z", 4)].mean() - 0.05
+    assert c.loc[("stratified bootstrap, 3 families", 9)].mean() > 0.85
+    assert set(min_n_for_coverage(cov)) == set(cov["interval"])

@@ -7,6 +7,7 @@ from lidutils.stats import (
     VERDICTS, c4_rule, compare_dependent, corr, corr_batch, corr_table, excludes, holm, partial_corr,
     steiger_z, verdict, verdict_batch,
 )
+from lidutils import stats as S
 
 KEYS = {"r", "ci_low", "ci_high", "p", "n", "method", "n_boot", "n_perm"}
 
@@ -205,7 +206,7 @@ def test_corr_against_scipy_bootstrap_and_permutation_test(method):
 
 
 def test_verdict_names_and_batch_form():
-    assert VERDICTS == ("replicated", "not replicated", "opposite", "inconclusive", "uninformative")
+    assert VERDICTS == ("replicated", "not replicated", "opposite", "inconclusive", "uninformative", "descriptive")
     lo = np.array([-0.8, 0.2, -0.3, np.nan])
     hi = np.array([-0.1, 0.6, 0.2, np.nan])
     assert list(verdict_batch(lo, hi, -1)) == ["replicated", "opposite", "inconclusive", "inconclusive"]
@@ -311,9 +312,17 @@ def _rec(label, lo, hi):
     return {"analysis": label, "r": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
 
 
+def _cmp(lo, hi):
+    return {"diff": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
+
+
 def test_c4_local_predicts_global_does_not():
-    v, why = c4_rule(_rec("lid k=10", -0.8, -0.4), [_rec("PR", -0.3, 0.2), _rec("TwoNN big-K", -0.1, 0.4)])
+    loc, globs = _rec("lid k=10", -0.8, -0.4), [_rec("PR", -0.3, 0.2), _rec("TwoNN big-K", -0.1, 0.4)]
+    v, why = c4_rule(loc, globs, [_cmp(0.2, 0.6), _cmp(0.3, 0.7)])
     assert v == "replicated" and "local" in why
+    # globals that merely fail to predict are not evidence that local predicts better
+    assert c4_rule(loc, globs)[0] == "inconclusive"
+    assert c4_rule(loc, globs, [_cmp(0.2, 0.6), _cmp(-0.1, 0.5)])[0] == "inconclusive"
 
 
 def test_c4_both_predict_equally():
@@ -331,12 +340,65 @@ def test_c4_global_opposite_sign_counts_against():
 
 def test_c4_global_significantly_weaker_and_other_cases():
     loc, glob = _rec("lid", -0.9, -0.6), _rec("PR", -0.5, -0.1)
-    assert c4_rule(loc, [glob], [{"ci_low": 0.1, "ci_high": 0.5}])[0] == "replicated"
+    assert c4_rule(loc, [glob], [{"diff": 0.3, "ci_low": 0.1, "ci_high": 0.5}])[0] == "replicated"
     assert c4_rule(_rec("lid", 0.2, 0.6), [_rec("PR", -0.2, 0.2)])[0] == "opposite"
     assert c4_rule(_rec("lid", -0.5, 0.1), [_rec("PR", -0.2, 0.2)])[0] == "inconclusive"
     assert c4_rule(_rec("lid", -0.5, 0.1), [glob])[0] == "not replicated"
     with pytest.raises(ValueError, match="comparisons"):
         c4_rule(loc, [glob], [None, None])
+
+
+def test_c4_rule_equal_strength_on_constructed_data_is_never_replicated():
+    """Local and global measures equally strong (same population r with accuracy): no "replicated"."""
+    for seed in range(3):
+        x, loc, glob = _three(60, -0.7, -0.7, 0.5, seed=seed)
+        recs = [dict(corr(x, v, n_boot=500, n_perm=500, seed=seed), analysis=a)
+                for v, a in ((loc, "lid"), (glob, "PR"))]
+        comp = compare_dependent(x, loc, glob, n_boot=500, seed=seed)
+        assert comp["ci_low"] <= 0, comp
+        v, why = c4_rule(recs[0], recs[1:], [comp])
+        assert v == "not replicated" and "PR" in why, why
+    # every global measure must be beaten: one significantly weaker, one equal -> not "replicated"
+    x, loc, weak = _three(80, -0.8, -0.1, 0.1, seed=5)
+    _, _, equal = _three(80, -0.8, -0.8, 0.6, seed=5)
+    rl = dict(corr(x, loc, n_boot=500, n_perm=500), analysis="lid")
+    gs = [dict(corr(x, g, n_boot=500, n_perm=500), analysis=a) for g, a in ((weak, "PR"), (equal, "ER"))]
+    comps = [compare_dependent(x, loc, g, n_boot=500) for g in (weak, equal)]
+    assert comps[0]["ci_low"] > 0
+    assert c4_rule(rl, gs, comps)[0] != "replicated"
+    assert c4_rule(rl, gs[:1], comps[:1])[0] == "replicated"
+
+
+def test_c4_rule_reason_names_the_stronger_global_measure():
+    loc, glob = _rec("lid", -0.8, -0.5), dict(_rec("PCA-n90", 0.85, 0.97), measure="pca_n90")
+    v, why = c4_rule(loc, [glob], [_cmp(-0.3, -0.05)])
+    assert v == "not replicated"
+    assert "MORE strongly" in why and "pca_n90" in why and "against C4" in why
+
+
+def test_c4_rule_descriptive_local_record_gives_no_verdict():
+    v, _ = c4_rule(dict(_rec("lid", -0.9, -0.6), verdict="descriptive"), [_rec("PR", -0.2, 0.2)], [_cmp(0.2, 0.5)])
+    assert v == "descriptive"
+
+
+def test_compare_dependent_within_groups_removes_a_between_group_effect():
+    """Three families that differ in every variable: pooled, y2 predicts x as well as y1; within, it does not."""
+    rng = np.random.default_rng(0)
+    g = np.repeat([0, 1, 2], 12)
+    x = rng.normal(size=g.size) + 4 * g
+    y1 = x + 0.6 * rng.normal(size=g.size)          # predicts x inside every family
+    y2 = rng.normal(size=g.size) + 4 * g            # shares only the family means with x
+    pooled = compare_dependent(x, y1, y2, n_boot=400)
+    within = compare_dependent(x, y1, y2, n_boot=400, groups=g)
+    assert abs(pooled["r2"]) > 0.8 and abs(within["r2"]) < 0.5
+    assert within["ci_low"] > 0 and within["n_eff"] == g.size - 3 + 1 and within["n_groups"] == 3
+    from lidutils.stats import corr_within
+    assert within["r1"] == pytest.approx(corr_within(x, y1, g, n_boot=0, n_perm=0)["r"], abs=1e-12)
+    # groups of one case carry nothing and are left out; fewer than 4 effective cases is an error
+    g2 = np.array(list(g[:-1]) + [9])
+    assert compare_dependent(x, y1, y2, n_boot=0, groups=g2)["n"] == g.size - 1
+    with pytest.raises(ValueError, match="groups"):
+        compare_dependent(x[:4], y1[:4], y2[:4], n_boot=0, groups=[0, 0, 1, 1])
 
 
 def test_rmcorr_is_the_within_group_association():
@@ -356,3 +418,90 @@ def test_rmcorr_is_the_within_group_association():
     assert again["r"] == pytest.approx(rmcorr(x, y, g, n_boot=0, n_perm=0)["r"])
     with pytest.raises(ValueError, match="groups"):
         rmcorr(x[:4], y[:4], g[:4])
+
+
+# --------------------------------------------------------------------------- the design: within family
+
+def _families(within, between, per=6, G=3, seed=0):
+    """x, y and family labels: correlation ``within`` inside each family, family means along ``between``."""
+    rng = np.random.default_rng(seed)
+    fam = np.repeat([f"f{g}" for g in range(G)], per)
+    off = np.repeat(np.arange(G) * 4.0, per)
+    e = rng.standard_normal((2, G * per))
+    x = off + e[0]
+    y = between * off + within * e[0] + np.sqrt(1 - within ** 2) * e[1]
+    return x, y, fam
+
+
+def test_corr_within_equals_rmcorr_and_reports_the_between_part():
+    x, y, fam = _families(0.0, -2.0, seed=3)
+    res = S.corr_within(x, y, fam, n_boot=500, n_perm=2000, seed=1)
+    assert res["r"] == pytest.approx(S.rmcorr(x, y, fam, n_boot=0, n_perm=0)["r"])
+    assert res["n"] == 18 and res["n_families"] == 3 and res["n_eff"] == 16 and res["df"] == 14
+    assert res["r_between"] < -0.99 and corr(x, y, n_boot=0, n_perm=0)["r"] < -0.8  # pooled r is the families'
+    assert res["ci_low"] < res["r"] < res["ci_high"]
+    assert res["ci_fisher_low"] < res["r"] < res["ci_fisher_high"]
+
+
+def test_a_between_family_only_effect_is_not_replicated():
+    """The pooled correlation of a design whose only effect is between families 'replicates'; within family it must not."""
+    labels, pooled = [], []
+    for seed in range(30):
+        x, y, fam = _families(0.0, -2.0, seed=seed)
+        labels.append(S.label(S.corr_within(x, y, fam, n_boot=300, n_perm=300, seed=seed), -1))
+        pooled.append(S.label(corr(x, y, n_boot=300, n_perm=300, seed=seed), -1))
+    assert pooled.count("replicated") == 30
+    assert labels.count("replicated") <= 4  # the false-positive rate of a 5 % two-sided test, one side
+
+
+def test_corr_within_detects_a_within_family_effect_and_permutes_within_family():
+    x, y, fam = _families(-0.8, +2.0, seed=4)  # between families the other way
+    res = S.corr_within(x, y, fam, n_boot=500, n_perm=2000, seed=0)
+    assert res["r"] < -0.6 and res["ci_high"] < 0 and res["p"] < 0.01 and res["r_between"] > 0.99
+    assert S.label(res, -1) == "replicated"
+    sp = S.corr_within(x, y, fam, method="spearman", n_boot=200, n_perm=200)
+    assert sp["r"] < -0.5
+    with pytest.raises(ValueError, match="beyond"):
+        S.corr_within(x[:6:2], y[:6:2], ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("res,expected", [
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.01, n=6), "descriptive"),          # too few units
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.01, n=8), "replicated"),
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.08, n=8), "inconclusive"),         # CI and p disagree
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.01, n=8, n_families=4), "descriptive"),  # 2 per family
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.01, n=9, n_families=3), "replicated"),
+    (dict(r=-0.9, ci_low=-0.99, ci_high=-0.5, p=0.01, n=8, n_families=8, design="pooled"), "replicated"),
+    (dict(r=0.9, ci_low=0.5, ci_high=0.99, p=0.01, p_holm=0.11, n=20), "opposite"),
+])
+def test_label_needs_units_and_agreement(res, expected):
+    assert S.label(res, -1) == expected
+    if "p_holm" in res:
+        assert S.label(res, -1, p_key="p_holm") == "inconclusive"
+
+
+def test_fisher_ci_matches_the_formula():
+    lo, hi = S.fisher_ci(0.5, 12)
+    h = stats.norm.ppf(0.975) / 3.0
+    assert lo == pytest.approx(np.tanh(np.arctanh(0.5) - h)) and hi == pytest.approx(np.tanh(np.arctanh(0.5) + h))
+    assert S.fisher_ci(0.9, 3) == (-1.0, 1.0)
+    assert S.n_effective(12, 3) == 10 and S.n_effective(5) == 5
+
+
+def test_zou_interval_covers_the_difference_of_dependent_correlations_at_small_n():
+    from lidutils.stats import zou_ci
+
+    # Zou (2007), overlapping correlations: r1 = .396, r2 = .179, r12 = .088, n = 66 -> about (-0.09, 0.52)
+    lo, hi = zou_ci(0.396, 0.179, 0.088, 66)
+    assert lo == pytest.approx(-0.093, abs=0.005) and hi == pytest.approx(0.517, abs=0.005)
+    rng = np.random.default_rng(0)
+    C = np.array([[1, -0.6, -0.2], [-0.6, 1, 0.4], [-0.2, 0.4, 1.0]])
+    hits = 0
+    for _ in range(600):
+        x, y1, y2 = rng.multivariate_normal(np.zeros(3), C, size=10).T
+        r = np.corrcoef([x, y1, y2])
+        lo, hi = zou_ci(r[0, 1], r[0, 2], r[1, 2], 10)
+        hits += lo <= -0.6 - (-0.2) <= hi
+    assert 0.91 < hits / 600 < 0.99
+    res = compare_dependent(x, y1, y2, n_boot=0)
+    assert res["ci_zou_low"] < res["diff"] < res["ci_zou_high"]
