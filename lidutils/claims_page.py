@@ -325,7 +325,8 @@ def claims_html(records, link_base="../", expected=()):
     """Compact HTML table of the primary analyses that fits the book's content column.
 
     Columns: claim (linked to the chapter section; † for claims beyond the paper),
-    paper value, r [95 % CI], n, verdict. The analysis description (label, variables,
+    paper value, r [95 % CI], n, verdict (the row's; below it, on a claim's first row, the
+    claim-level verdict when the claim has several primaries or a rule of its own). The analysis description (label, variables,
     method, estimator, space, K, unit, the verdict's reason) is the row's tooltip
     (``title``); the claim statement is the claim cell's tooltip. Fixed table layout
     with wrapping cells: the table is never wider than its column.
@@ -355,6 +356,8 @@ def claims_html(records, link_base="../", expected=()):
     rows = pd.concat([prim, missing]) if len(missing) else prim
     rows = rows.assign(_o=[_claim_order(c) for c in rows["claim"]]).sort_values(
         ["beyond_paper", "_o"], kind="stable")
+    n_rows = rows["claim"].value_counts()
+    shown_claim = set()
     for _, row in rows.iterrows():
         link = chapter_link(row["notebook"], row["section"], link_base)
         name = html.escape(str(row["claim"]) + (" †" if row["beyond_paper"] else ""))
@@ -372,9 +375,15 @@ def claims_html(records, link_base="../", expected=()):
             else row["claim_verdict"]
         if row["dry_run"]:
             verdict = f"{verdict} (dry run)"
+        cell = _badge(verdict)
+        # the claim's own verdict (its rule over several primaries, or C4's rule) where it is not this row's
+        cv = row["claim_verdict"]
+        if isinstance(cv, str) and row["claim"] not in shown_claim and (n_rows[row["claim"]] > 1 or cv != row["verdict"]):
+            cell += f'<br><small>claim: </small>{_badge(cv + (" (dry run)" if row["dry_run"] else ""))}'
+        shown_claim.add(row["claim"])
         out.append(f'<tr title="{desc}"><td>{claim}</td><td>{html.escape(_paper_text(row))}</td>'
                    f'<td><abbr title="{desc}">{_ci_text(row)}</abbr></td><td class="num">{n}</td>'
-                   f'<td>{_badge(verdict)}</td></tr>')
+                   f'<td>{cell}</td></tr>')
     for cid in sorted(set(expected) - set(records["claim"]), key=_claim_order):
         out.append(f'<tr><td>{html.escape(cid)}</td><td>—</td><td>—</td><td class="num">—</td>'
                    f'<td>{_badge("not run")}</td></tr>')

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_path, default_cache_dir, hash_key, save_json, save_npz
+from .cache import atomic_path, computing, default_cache_dir, hash_key, save_json, save_npz
 
 __all__ = ["DRY_RUN_MODELS", "PAPER_ROIS", "WEIGHTS", "PaperRun", "paper_model", "build_paper_population",
            "dry_run", "write_bundle", "read_bundle", "hf_model_from_config", "encode_representation",
@@ -445,13 +445,15 @@ def dry_run(workdir, n_subjects=2, n_images=200, models=DRY_RUN_MODELS, rois=PAP
 
     work = Path(workdir)
     root = work / "nsd"
-    if not (root / STANDIN_MARKER).exists():
-        make_nsd_layout(root, n_subjects=n_subjects, n_images=n_images, rois=rois, seed=seed,
-                        n_vertices=n_vertices or SUBJECT1_VERTICES)
-    return build_paper_population(root, weights="random", models=models, subjects=range(1, n_subjects + 1),
-                                  rois=rois, image_size=image_size, n_pcs=n_pcs, n_folds=n_folds,
-                                  device=device, cache_dir=work / "cache", bundle_dir=work / "bundle",
-                                  seed=seed, progress=progress)
+    # chapters executed side by side wait here for the first one to write the stand-ins and bundle
+    with computing(work):
+        if not (root / STANDIN_MARKER).exists():
+            make_nsd_layout(root, n_subjects=n_subjects, n_images=n_images, rois=rois, seed=seed,
+                            n_vertices=n_vertices or SUBJECT1_VERTICES)
+        return build_paper_population(root, weights="random", models=models, subjects=range(1, n_subjects + 1),
+                                      rois=rois, image_size=image_size, n_pcs=n_pcs, n_folds=n_folds,
+                                      device=device, cache_dir=work / "cache", bundle_dir=work / "bundle",
+                                      seed=seed, progress=progress)
 
 
 def _unique_images(loaded):
