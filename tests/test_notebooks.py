@@ -132,38 +132,8 @@ def test_claims_page_reads_the_results(executed, tmp_path):
 
 
 # ----------------------------------------------------------------------------- fast tests
-@pytest.mark.slow
-@needs_data
-@pytest.mark.parametrize("n_regions,n_subjects", [(1, 1), (3, 4)])
-def test_model_brain_notebook_on_a_users_rdm_set(executed, tmp_path, n_regions, n_subjects):
-    """Notebook 03 with a user's RDM set of any number of regions and subjects (1 region: no C7)."""
-    import numpy as np
-    from PIL import Image
-
-    _, cache, _, _ = executed
-    rng = np.random.default_rng(n_regions)
-    n = 24
-    img_dir = tmp_path / "images"
-    img_dir.mkdir()
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(img_dir / f"im{i:02d}.png")
-
-    def rdms():
-        a = rng.random((n_subjects, n, n))
-        a = (a + a.transpose(0, 2, 1)) / 2
-        a[:, range(n), range(n)] = 0
-        return a[0] if n_subjects == 1 else a
-
-    np.savez(tmp_path / "rdms.npz", **{f"rdms_R{j}": rdms() for j in range(n_regions)})
-    out = tmp_path / "out"
-    params = {**TINY, "out_dir": str(out), "cache_dir": str(cache), "data_dir": DATA,
-              "rdm_npz": str(tmp_path / "rdms.npz"), "image_dir": str(img_dir)}
-    declared = pm.inspect_notebook(str(NB / "03_model_brain.ipynb"))
-    pm.execute_notebook(str(NB / "03_model_brain.ipynb"), str(tmp_path / "03.ipynb"),
-                        parameters={k: v for k, v in params.items() if k in declared}, cwd=str(ROOT),
-                        kernel_name="python3", progress_bar=False)
-    assert (out / "C2.json").exists()
-    assert (out / "C7.json").exists() == (n_regions > 1)
+# A user's own RDM set through notebook 03 (1 region x 1 subject, 3 regions x 3 subjects, every
+# image and RDM form): tests/test_own_data.py.
 
 
 def test_paper_tier_refuses_without_data(tmp_path):

@@ -118,9 +118,10 @@ def _records(path):
 
 @pytest.mark.slow
 def test_one_region_every_image_kind_and_condensed_rdms(tmp_path, zoo_cache):
-    """Mixed sizes and kinds of images, RDMs as condensed vectors under key 'rdms': C2 written, no C7."""
+    """Mixed sizes and kinds of images, one subject's RDM as one condensed vector under key 'rdms'
+    (one region, one subject: no noise ceiling): C2 written, no C7."""
     feats = make_image_set(tmp_path / "images")
-    np.savez(tmp_path / "rdms.npz", rdms=subject_rdms(feats))
+    np.savez(tmp_path / "rdms.npz", rdms=subject_rdms(feats, n_subjects=1)[0])
     out = run_03(tmp_path, zoo_cache, tmp_path / "rdms.npz", tmp_path / "images")
     d = _records(out / "C2.json")
     assert any("brain_user" in a["analysis"] for a in d["analyses"])
