@@ -910,6 +910,8 @@ def write(study, claim, records, primary, *, notebook, verdict=None, reason=None
     extra = dict(extra or {})
     if len(prims) > 1:
         extra["primaries"] = prims
+    if getattr(study.pop, "brain_source", None):  # which brain data, read by which policy
+        extra.setdefault("brain_data", study.pop.brain_source)
     return write_claim(claim, recs, out_dir=study.params.get("out_dir", "results"), primary=prims[0],
                        verdict=verdict, reason=reason, parameters=study.params, extra=extra,
                        notebook=notebook, section=section, tier=study.params.get("tier", "offline"))

@@ -79,6 +79,10 @@ class Population:
         The probe images themselves (for low-level baselines).
     paper_run : lidutils.paper_tier.PaperRun, optional
         Paper tier: the whole run (per-vertex R², ceilings, surface indices).
+    brain_source : str, optional
+        What the brain data are and how they were read (a user's RDM set: the image and
+        RDM policies applied, :func:`lidutils.datasets.load_rdm_dataset`); every results
+        file records it.
     """
 
     members: pd.DataFrame
@@ -90,6 +94,7 @@ class Population:
     brain_scores: pd.DataFrame | None = None
     probe_images: object = None
     paper_run: object = None
+    brain_source: str | None = None
 
     def group(self, name):
         """Names of the members of one group, in table order."""
@@ -175,7 +180,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
                                 bundle_dir=bundle_dir, n_images=n_images)
         pop.members = _with_design(pop.members)
         return pop
-    brain, probe_images = _brain(probe, rdm_npz, image_dir, rois, data_dir)
+    brain, probe_images, brain_source = _brain(probe, rdm_npz, image_dir, rois, data_dir)
     unknown = set(include) - {"zoo", "imagenet"}
     if unknown:
         raise ValueError(f"include may hold 'zoo' and 'imagenet', got {sorted(unknown)}.")
@@ -190,7 +195,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         tables.append(t); eval_reps.update(e); probe_reps.update(p); stimuli["imagenet"] = s
     members = _with_design(pd.concat(tables))
     return Population(members, eval_reps, probe_reps, stimuli, cache_dir, brain=brain,
-                      probe_images=probe_images)
+                      probe_images=probe_images, brain_source=brain_source)
 
 
 def _with_design(members):
@@ -206,17 +211,18 @@ def _zoo_groups(zoo_grid):
 
 
 def _brain(probe, rdm_npz, image_dir, rois, data_dir):
-    """(region -> subjects' RDMs, probe images) of the brain data set."""
+    """(region -> subjects' RDMs, probe images, description) of the brain data set."""
 
     if rdm_npz is not None:
         user = load_rdm_dataset(rdm_npz, image_dir, roi="user")
-        return dict(user.regions), user.images
+        return dict(user.regions), user.images, user.description
     rois = list(rois) if rois is not None else ["EVC", "IT"]
     if isinstance(probe, str) and probe != "algonauts92":
         raise ValueError(f"probe must be 'algonauts92' or a Bunch with images, got {probe!r}.")
     sets = {roi: load_algonauts92(roi, data_dir=data_dir) for roi in rois}
     images = sets[rois[-1]].images if isinstance(probe, str) else probe.images
-    return {roi: b.rdms for roi, b in sets.items()}, images
+    return ({roi: b.rdms for roi, b in sets.items()}, images,
+            f"Algonauts 2019 92-image fMRI RDMs ({', '.join(rois)})")
 
 
 def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress, layer="penultimate"):

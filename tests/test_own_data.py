@@ -126,6 +126,7 @@ def test_one_region_every_image_kind_and_condensed_rdms(tmp_path, zoo_cache):
     d = _records(out / "C2.json")
     assert any("brain_user" in a["analysis"] for a in d["analyses"])
     assert not (out / "C7.json").exists()  # one region: C7 is not tested
+    assert "rdms.npz" in d["extra"]["brain_data"]  # the record says which data, read by which policy
 
 
 @pytest.mark.slow
