@@ -23,14 +23,15 @@ def _status_file():
     return _FILES[path]
 
 
-def bar(iterable=None, enabled=True, **kw):
+def bar(iterable=None, enabled=True, status=True, **kw):
     """A tqdm bar over ``iterable`` (or a manual one with ``total=``).
 
     On the terminal only when ``enabled``; into ``$LIDUTILS_PROGRESS_FILE`` whenever that
-    is set (the book's build), whatever ``enabled`` says. Returns ``iterable`` itself
-    when neither applies and an iterable was given.
+    is set (the book's build) and ``status`` (inner bars, e.g. the epochs of one network
+    in a training worker, pass ``status=False``), whatever ``enabled`` says. Returns
+    ``iterable`` itself when neither applies and an iterable was given.
     """
-    fh = _status_file()
+    fh = _status_file() if status else None
     if fh is not None:
         from tqdm import tqdm
 
@@ -66,3 +67,4 @@ def last_line(path, size=4096):
     parts = [p.strip() for p in text.replace("\r", "\n").split("\n")]
     parts = [p for p in parts if p]
     return parts[-1] if parts else ""
+

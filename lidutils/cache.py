@@ -65,7 +65,7 @@ def atomic_path(path):
 
 
 @contextlib.contextmanager
-def computing(path):
+def computing(path, wait=True):
     """Hold an exclusive lock while ``path`` is computed, so it is computed once.
 
     Processes that run side by side (the book's chapters execute two at a time) ask
@@ -76,18 +76,25 @@ def computing(path):
             if not path.exists():
                 save_npz(path, ...)
 
+    With ``wait=False`` it does not block: it yields ``False`` when another process
+    holds the lock (the caller can do other work first and come back), else ``True``.
+
     An advisory ``fcntl`` lock on ``<path>.lock`` (released when the process dies, so an
     interrupted run leaves no stale lock); a no-op where ``fcntl`` is missing.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fcntl is None:
-        yield
+        yield True
         return
     with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 

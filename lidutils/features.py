@@ -179,7 +179,7 @@ def reduce_output(out, pool, layer):
 
 
 def extract(model, images, layer="penultimate", batch_size=32, device="auto", cache_dir=None,
-            progress=True, pool="avg"):
+            progress=True, pool="avg", wait=True):
     """Representations of images in a model: an (N, D) float32 array.
 
     Parameters
@@ -200,10 +200,14 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
         Show a tqdm progress bar over batches.
     pool : {"avg", "flatten"}
         How a named layer's spatial/token output becomes a vector.
+    wait : bool
+        With a cache: when another process is extracting the same features, wait for
+        it (default) or return ``None`` at once (a caller with several models extracts
+        the others first; chapters that run side by side then share the work).
 
     Returns
     -------
-    ndarray of shape (N, D), float32
+    ndarray of shape (N, D), float32 (``None`` only with ``wait=False``, see above)
     """
     if pool not in ("avg", "flatten"):
         raise ValueError(f"pool must be 'avg' or 'flatten', got {pool!r}.")
@@ -231,9 +235,12 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
                        info.preprocessing, layer, pool if hook_module is not None else None, len(items))
         final = root / info.name.replace("/", "_").replace(":", "_") / f"{key}.npz"
         # one process extracts, any other asking for the same features meanwhile waits for it
-        with computing(final):
+        # (or, with wait=False, returns None at once to come back later)
+        with computing(final, wait=wait) as mine:
             if final.is_file():
                 return load_npz(final)["features"]
+            if not mine:
+                return None
             parts = final.with_name(f"{key}.parts-bs{batch_size}")  # chunks depend on the batch size
             return _run_extraction(model, info, items, dev, batch_size, hook_module, pool, layer, progress,
                                    final, parts)

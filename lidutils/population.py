@@ -321,20 +321,27 @@ def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, pro
         raise ValueError(f"n_images must be in [10, {len(sample.image_paths)}], got {n_images}.")
     pick = np.unique(np.linspace(0, len(sample.image_paths) - 1, n_images).round().astype(int))
     paths = [sample.image_paths[i] for i in pick]
-    rows, eval_reps, probe_reps = [], {}, {}
-    for name in names:
-        try:
-            model, info = _load(load_model, name)
-        except Exception as exc:  # noqa: BLE001 - reworded for the offline case
-            raise RuntimeError(
-                f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
-                "and their 'random:' controls are available; other timm names need internet."
-            ) from exc
-        kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress, layer=layer)
-        eval_reps[name] = np.asarray(extract((model, info), paths, **kw), dtype=np.float32)
-        probe_reps[name] = np.asarray(extract((model, info), probe_images, **kw), dtype=np.float32)
-        rows.append(dict(member=name, group="imagenet", **_info_fields(name, info)))
-    t = pd.DataFrame(rows).set_index("member")
+    rows, eval_reps, probe_reps = {}, {}, {}
+    # First pass: models no other process is extracting right now; second pass: the rest (waiting
+    # for them). Two chapters that start together so share the extraction instead of queueing.
+    for wait in (False, True):
+        for name in [n for n in names if n not in rows]:
+            try:
+                model, info = _load(load_model, name)
+            except Exception as exc:  # noqa: BLE001 - reworded for the offline case
+                raise RuntimeError(
+                    f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
+                    "and their 'random:' controls are available; other timm names need internet."
+                ) from exc
+            kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress, layer=layer, wait=wait)
+            feats = [extract((model, info), imgs, **kw) for imgs in (paths, probe_images)]
+            if any(f is None for f in feats):
+                continue
+            eval_reps[name], probe_reps[name] = (np.asarray(f, dtype=np.float32) for f in feats)
+            rows[name] = dict(member=name, group="imagenet", **_info_fields(name, info))
+    t = pd.DataFrame([rows[n] for n in names]).set_index("member")
+    eval_reps = {n: eval_reps[n] for n in names}
+    probe_reps = {n: probe_reps[n] for n in names}
     return t, eval_reps, probe_reps, f"ImageNet sample photos ({len(paths)} classes evenly spaced over the 1000, one photo each)"
 
 

@@ -869,7 +869,7 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
         steps_per_epoch = sum(1 for i in range(0, n_tr, entry.batch_size) if n_tr - i >= 2)
         total = steps_per_epoch * entry.epochs[-1]
         step, seen, epochs_out, curve = 0, 0, [], []
-        bar = _tqdm(range(1, entry.epochs[-1] + 1), progress, desc=entry.name, leave=False)
+        bar = _tqdm(range(1, entry.epochs[-1] + 1), progress, status=False, desc=entry.name, leave=False)
         for ep in bar:
             model.train()
             order = torch.randperm(n_tr, generator=gen)
@@ -931,8 +931,8 @@ def _train_entry(entry, data, folder, device, probe, probe_hash, num_threads, pr
     return info
 
 
-def _tqdm(it, progress, **kw):
-    return _progress.bar(it, progress, **kw)
+def _tqdm(it, progress, status=True, **kw):
+    return _progress.bar(it, progress, status=status, **kw)
 
 
 def _load_model(info, data_shape, n_classes, path, device="cpu"):

@@ -97,12 +97,12 @@ try:
     _book_style()
 except ImportError:
     pass
-# Two notebooks execute at once on the book's 2-core machines: one math thread each, unless the
-# build starts a chapter that runs alone (LIDUTILS_THREADS). (Measured: small float64 SVDs of the
-# ridge alignment ran 47x slower with 2 threads on a busy machine.)
-import os as _os
+# Two notebooks execute at once on the book's 2-core machines: one math thread each, also for a
+# chapter that runs alone, so that every result is the same whatever the schedule (float64 sums
+# split over two threads differ in the last bits). (Measured: small float64 SVDs of the ridge
+# alignment ran 47x slower with 2 threads on a busy machine.)
 import torch as _torch
-_torch.set_num_threads(int(_os.environ.get("LIDUTILS_THREADS", "1")))
+_torch.set_num_threads(1)
 '''
 #: What each chapter must wait for: the chapters that fill the caches it reads. ``population``
 #: trains the zoo that every claim chapter measures (a chapter not listed waits for it);
@@ -174,10 +174,9 @@ def _clock(seconds):
 def run_scheduled(todo, start, jobs=2, expected=None, heartbeat=HEARTBEAT, say=print):
     """Execute the chapters ``todo`` as the dependency graph :data:`NEEDS` allows, ``jobs`` at once.
 
-    ``start(name, threads)`` executes one chapter and returns its seconds (None when it
-    was up to date). Ready chapters start longest first (``expected``: seconds per
-    chapter from the last build); a chapter that starts with nothing beside it and
-    nothing else ready gets ``jobs`` math threads, otherwise one. Every ``heartbeat``
+    ``start(name)`` executes one chapter and returns its seconds (None when it was up
+    to date). Ready chapters start longest first (``expected``: seconds per chapter from
+    the last build). Every ``heartbeat``
     seconds ``say`` gets a line: elapsed time, chapters done, each running chapter with
     its elapsed time, its estimate and its latest status (``progress(name)``).
     Returns ``{name: seconds}``; the first failure is raised after the running chapters end.
@@ -197,11 +196,9 @@ def run_scheduled(todo, start, jobs=2, expected=None, heartbeat=HEARTBEAT, say=p
                 while ready and len(running) < jobs:
                     name = ready.pop(0)
                     pending.remove(name)
-                    threads = jobs if not running and not ready else 1
-                    say(f"[build_book] chapter {len(timings) + len(running) + 1}/{len(todo)}: {name} "
-                        f"({threads} thread{'s' if threads > 1 else ''})")
+                    say(f"[build_book] chapter {len(timings) + len(running) + 1}/{len(todo)}: {name}")
                     began[name] = time.perf_counter()
-                    running[pool.submit(start, name, threads)] = name
+                    running[pool.submit(start, name)] = name
             finished, _ = wait(list(running), timeout=heartbeat, return_when=FIRST_COMPLETED)
             for fut in finished:
                 name = running.pop(fut)
@@ -245,13 +242,13 @@ def progress_file(name):
     return _PROGRESS_DIR / f"{name}.txt" if _PROGRESS_DIR is not None else None
 
 
-def execute_isolated(src, dst, params, force=False, threads=1, progress=None):
-    """:func:`execute` in a child process, with its own math threads and progress file.
+def execute_isolated(src, dst, params, force=False, progress=None):
+    """:func:`execute` in a child process, with its own progress file.
 
     Environment variables reach a kernel only through the process that starts it, so
     chapters executed side by side each get a process of their own.
     """
-    env = dict(os.environ, LIDUTILS_THREADS=str(threads))
+    env = dict(os.environ)
     if progress is not None:
         Path(progress).write_text("")
         env["LIDUTILS_PROGRESS_FILE"] = str(progress)
@@ -428,9 +425,9 @@ def main(argv=None):
     _PROGRESS_DIR = stage / ".progress"
     _PROGRESS_DIR.mkdir(parents=True, exist_ok=True)
 
-    def start(name, threads):
+    def start(name):
         return execute_isolated(ROOT / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb",
-                                params, force=args.force, threads=threads, progress=progress_file(name))
+                                params, force=args.force, progress=progress_file(name))
 
     # The chapters as a dependency graph (NEEDS), args.jobs at a time; caches shared by chapters
     # running side by side are computed once (lidutils.cache.computing).
@@ -439,7 +436,7 @@ def main(argv=None):
     timings = run_scheduled(todo, start, jobs=args.jobs, expected=expected,
                             say=lambda line: print(line, flush=True))
     timings["claims"] = execute_isolated(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
-                                         params, force=True, threads=args.jobs) or 0.0
+                                         params, force=True) or 0.0
     timings["chapters_wall"] = time.perf_counter() - t_build
     # Tags for the pages (also on copies executed by an earlier build), and the warnings
     # left in them for whoever maintains the notebooks.
