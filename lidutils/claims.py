@@ -52,7 +52,8 @@ from . import zoo as Z
 from .cache import save_json
 from .population import ZOO_GROUPS, build_population
 from .power import power_at
-from .report import _plain, write_claim
+# tables for a page (notebooks: C.readable, C.facts_frame, C.best_k_frame)
+from .report import _plain, best_k_frame, facts_frame, readable, write_claim  # noqa: F401
 from .simulate import world_population
 from .measures import lid_col  # noqa: F401  (notebooks: C.lid_col)
 
@@ -519,12 +520,20 @@ def finalize(records, primary):
     return heads + rest + checks
 
 
-def records_frame(records):
-    """Records as a compact DataFrame for display."""
+def records_frame(records, raw=False):
+    """Records as a compact table for a page (:func:`lidutils.report.readable`).
+
+    r and its CI to two decimals, p in the usual form (``< 0.001`` at the permutation
+    floor), n and K as integers, flags as yes/no, a dash for a missing value; the
+    records themselves are not changed. ``raw=True`` returns the same columns unformatted
+    (numbers, None) for computing.
+    """
     cols = ["analysis", "method", "k", "n", "unit", "r", "ci_low", "ci_high", "p", "p_holm",
             "r_between", "n_families", "excludes_paper_value", "power", "verdict"]
     df = pd.DataFrame([r for r in records if r is not None])
-    return df[[c for c in cols if c in df]]
+    if raw or df.empty:
+        return df[[c for c in cols if c in df]]
+    return readable(df[[c for c in cols + ["n_perm"] if c in df]])
 
 
 # ----------------------------------------------------------------------------- K curves

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .plotting import VERDICT_COLORS
+from .report import fmt_p
 
 #: Claim-level fields copied onto every record row (absent -> None).
 CLAIM_FIELDS = ("claim", "statement", "notebook", "section", "paper_value", "paper_r",
@@ -419,7 +420,7 @@ def analyses_html(records, link_base="../", summary=None):
         n = "—" if row["n"] is None or (isinstance(row["n"], float) and math.isnan(row["n"])) else int(row["n"])
         cells = [claim, f'<span title="{html.escape(_describe(row), quote=True)}">{label}</span>',
                  html.escape(str(row["population"] or "")), f"{n}", _ci_text(row),
-                 _fmt(row["p"], ".2g")] + ([_fmt(row["p_holm"], ".2g")] if holm else []) + \
+                 html.escape(fmt_p(row["p"]))] + ([html.escape(fmt_p(row["p_holm"]))] if holm else []) + \
             [_fmt(row["power"], ".2f"), _badge(row["verdict"])]
         tds = "".join(f'<td{" class=num" if h in num else ""}>{c}</td>' for h, c in zip(head, cells))
         out.append(f"<tr>{tds}</tr>")

@@ -135,7 +135,7 @@ def describe(rec):
     pw = "n/a" if pw is None else f"{pw:.2f} at the paper's r = {rec['power_r']:+.2f}"
     ex = rec.get("excludes_paper_value")
     ex = "" if ex is None else ("; CI excludes the paper's value" if ex else "; CI includes the paper's value")
-    holm = f", Holm p = {rec['p_holm']:.2g}" if rec.get("p_holm") is not None else ""
+    holm = f", Holm p = {fmt_p(rec['p_holm'])}" if rec.get("p_holm") is not None else ""
     unit = f" {rec['unit']}" if rec.get("unit") else ""
     design = ""
     if rec.get("design") == "within family":
@@ -187,3 +187,201 @@ def glue_claim(res, claim=None):
     if res.get("dry_run"):
         text = "**DRY RUN on stand-ins — not a result.** " + text
     return glue_text(f"{res['claim']}_result", text)
+
+
+# ----------------------------------------------------------------------------- tables for a reader
+# What a page shows of a record: r and CIs to two decimals, p in the usual form, counts as
+# integers, flags as words, a dash for a value that is not there. The records themselves
+# (results/*.json) keep every digit; these functions only format copies for display.
+
+#: Shown for a value that is not there (None, NaN).
+MISSING = "—"
+#: A reader's header for each record field :func:`readable` formats.
+READABLE_NAMES = {
+    "k": "K", "ci": "95 % CI", "p_holm": "Holm p", "r_between": "r of family means",
+    "n_families": "families", "excludes_paper_value": "CI excludes paper's r",
+    "power": "power at paper's r", "delta": "Δ|r| (local − global)", "delta_ci": "Δ|r| 95 % CI",
+    "diff": "Δ|r|", "ci_zou_ci": "Zou 95 % CI",
+    "p_selection_corrected": "p (corrected for the choice of K)",
+}
+
+
+def _missing(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(v, (float, np.floating)) and not math.isfinite(v))
+    except TypeError:
+        return False
+
+
+def fmt_r(v, digits=2):
+    """A correlation (or any signed effect) to ``digits`` decimals with its sign: ``+0.75``, ``−0.07``."""
+    return MISSING if _missing(v) else f"{float(v):+.{digits}f}".replace("-", "−")
+
+
+def fmt_ci(low, high, digits=2):
+    """``[+0.49, +0.90]``; a dash when either bound is missing."""
+    if _missing(low) or _missing(high):
+        return MISSING
+    return f"[{fmt_r(low, digits)}, {fmt_r(high, digits)}]"
+
+
+def fmt_p(p, n_perm=None):
+    """A p-value in the usual form: ``0.57``, ``0.003``, ``< 0.001``.
+
+    With ``n_perm`` (a permutation test's number of permutations) a p at the test's floor
+    :math:`1/(m+1)` is shown as that bound (``< 0.001``, or ``≤ 0.002`` for a coarser test).
+    """
+    if _missing(p):
+        return MISSING
+    p = float(p)
+    floor = None if _missing(n_perm) or not n_perm else 1.0 / (float(n_perm) + 1.0)
+    if floor is not None and p <= floor * (1 + 1e-9) and floor >= 0.001:
+        return f"≤ {floor:.3f}"
+    if p < 0.001:
+        return "< 0.001"
+    if p < 0.01:
+        return f"{p:.3f}"
+    return f"{p:.2f}"
+
+
+def fmt_int(v):
+    """A count as an integer (``24``, not ``24.0``)."""
+    return MISSING if _missing(v) else str(int(round(float(v))))
+
+
+def fmt_flag(v):
+    """``yes`` / ``no`` / a dash."""
+    return MISSING if _missing(v) else ("yes" if bool(v) else "no")
+
+
+def fmt_num(v, digits=3):
+    """Any other number: ``digits`` significant digits, integers as integers."""
+    if _missing(v):
+        return MISSING
+    if isinstance(v, (bool, np.bool_)):
+        return fmt_flag(v)
+    if isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer()
+                                            and abs(v) < 1e15):
+        return str(int(v)).replace("-", "−")
+    return f"{float(v):.{digits}g}".replace("-", "−")
+
+
+def _kind(col):
+    """How :func:`readable` formats a column, from its name."""
+    c = str(col)
+    if c in ("p", "p_holm", "p_selection_corrected") or c.startswith("p_") and "power" not in c:
+        return "p"
+    if c in ("k", "n", "df", "n_perm", "n_boot") or c.startswith("n_"):
+        return "int"
+    if c in ("r", "diff", "delta", "contrast", "slope") or c.startswith(("r_", "ci_", "delta_")) or c.endswith("_r"):
+        return "r"
+    if c.startswith(("excludes_", "is_", "as_expected", "predicts")):
+        return "flag"
+    if c in ("power",) or c.startswith("power"):
+        return "power"
+    return None
+
+
+def _cell(v, kind, n_perm=None):
+    """One value of a :func:`readable` table: text kept, a dash for missing, numbers by ``kind``."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_cell(w, None)}" for k, w in v.items())
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ", ".join(_cell(w, kind) for w in v)
+    if _missing(v):
+        return MISSING
+    if not isinstance(v, (int, float, np.number, bool, np.bool_)):
+        return str(v)
+    if kind == "p":
+        return fmt_p(v, n_perm)
+    if kind == "int":
+        return fmt_int(v)
+    if kind == "r":
+        return fmt_r(v)
+    if kind == "flag":
+        return fmt_flag(v)
+    if kind == "power":
+        return f"{float(v):.2f}"
+    return fmt_num(v)
+
+
+def readable(df, rename=True):
+    """A copy of a records-like DataFrame formatted for a reader (strings, nothing numeric).
+
+    r, its CI and other signed effects to two decimals (the CI merged into one ``95 % CI``
+    column when ``ci_low``/``ci_high`` are both there), p in the usual form (with the
+    permutation floor when an ``n_perm`` column says it), counts as integers, flags as
+    ``yes``/``no``, power to two decimals, any other number to three significant digits,
+    a dash where a value is missing. Text columns are kept. ``rename`` gives the fields
+    the headers of :data:`READABLE_NAMES`.
+    """
+    if df is None or not len(df.columns):
+        return df
+    src = df.copy()
+    out = pd.DataFrame(index=src.index)
+    n_perm = src["n_perm"] if "n_perm" in src else None
+    for col in src.columns:
+        if col == "n_perm":
+            continue
+        stem = col[:-4] if isinstance(col, str) and col.endswith(("_low", "_high")) else None
+        if isinstance(col, str) and col.endswith("_high") and f"{col[:-5]}_low" in src:
+            continue
+        if stem is not None and col.endswith("_low") and f"{stem}_high" in src:  # one interval column
+            out["ci" if stem == "ci" else stem if stem.endswith("_ci") else f"{stem}_ci"] = [fmt_ci(lo, hi) for lo, hi in zip(src[col], src[f"{stem}_high"])]
+            continue
+        kind, vals = _kind(col), src[col]
+        perms = n_perm if n_perm is not None and col == "p" else [None] * len(vals)
+        out[col] = [_cell(v, kind, m) for v, m in zip(vals, perms)]
+    if rename:
+        out = out.rename(columns=READABLE_NAMES)
+    return out
+
+
+def best_k_frame(best):
+    """:func:`lidutils.claims.k_curve`'s ``best`` (the K of largest |r|) as a one-row table for a page."""
+    if not best:
+        return pd.DataFrame({"best K": [MISSING]}, index=[""])
+    row = {"target": best.get("target", MISSING), "best K": fmt_int(best.get("k")), "r": fmt_r(best.get("r")),
+           READABLE_NAMES["p_selection_corrected"]: fmt_p(best.get("p_selection_corrected"))}
+    return pd.DataFrame([row], index=["largest |r| over K"])
+
+
+def facts_frame(facts, name="value"):
+    """A (nested) dict of numbers as a two-column table for a page, instead of its repr.
+
+    Nested keys are joined with " / "; numbers are formatted by :func:`fmt_num`
+    (correlations, keys starting with ``r``, by :func:`fmt_r`).
+    """
+    rows = {}
+
+    def walk(prefix, v):
+        if isinstance(v, dict):
+            for k, w in v.items():
+                walk(f"{prefix} / {k}" if prefix else str(k), w)
+        elif isinstance(v, (list, tuple)):
+            rows[prefix] = ", ".join(fmt_num(w) if not isinstance(w, str) else w for w in v)
+        elif isinstance(v, str):
+            rows[prefix] = v
+        else:
+            parts = prefix.split(" / ")
+            r_like = any(q.startswith(("r_", "mean_r")) or q == "r" for q in parts)
+            rows[prefix] = fmt_r(v) if r_like and isinstance(v, float) else fmt_num(v)
+
+    walk("", facts)
+    return pd.DataFrame({name: list(rows.values())}, index=pd.Index(list(rows), name="quantity"))
+
+
+def contrast_text(comp):
+    """One line for a contrast of two dependent correlations (:func:`lidutils.stats.compare_dependent`)."""
+    if not comp:
+        return "not computed (one region only)"
+    zou = (f", Zou CI {fmt_ci(comp['ci_zou_low'], comp['ci_zou_high'])}"
+           if not _missing(comp.get("ci_zou_low")) else "")
+    z = comp.get("z")
+    steiger = f", Steiger z = {fmt_r(z)}, p = {fmt_p(comp.get('p'))}" if not _missing(z) else ""
+    return (f"Δ = {fmt_r(comp.get('diff'))} {fmt_ci(comp.get('ci_low'), comp.get('ci_high'))} (bootstrap){zou}"
+            f"{steiger}, n = {fmt_int(comp.get('n'))}" + (f" ({comp['design']})" if comp.get("design") else ""))

@@ -1114,9 +1114,11 @@ def label(result, expected_sign=-1, informative=True, min_n=MIN_N_VERDICT, alpha
 def format_corr(result, name="r"):
     """``"r = −0.41 [−0.62, −0.15], p = 0.003, n = 48"`` for a :func:`lidutils.stats.corr` dict."""
     p = result["p"]
-    ptxt = f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+    # the usual form: two decimals, three below 0.01, "< 0.001" below that (as lidutils.report.fmt_p)
+    ptxt = ("= —" if p is None or p != p else "< 0.001" if p < 1e-3 else
+            f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}")
     return (f"{name} = {result['r']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
-            f"p = {ptxt}, n = {int(result['n'])}")
+            f"p {ptxt}, n = {int(result['n'])}")
 
 
 def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None, **kwargs):

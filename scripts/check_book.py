@@ -12,6 +12,8 @@ Checks, per HTML page of ``_build/html`` (``make check-book``):
   than the window) that is not inside a scrollable box;
 - ``image``: an ``<img>`` that did not load;
 - ``link``: an internal ``href``/``src`` whose file, or ``#anchor`` in it, does not exist;
+- ``citation``: a citation role left as text outside code (a ``{cite}`` that did not
+  render); a rendered citation links to its entry on the references page, checked as a ``link``;
 - ``machine-path``: an absolute path of the build machine (home folders, ``/tmp``,
   ``/root``, the repository's own location, ``site-packages``) in the HTML text or the
   downloadable files.
@@ -41,7 +43,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("js-error", "raw-math", "overflow", "image", "link", "machine-path")
+CHECKS = ("js-error", "raw-math", "overflow", "image", "link", "citation", "machine-path")
 #: Folders of the site that hold third-party assets, not pages.
 ASSET_DIRS = ("_static", "_sphinx_design_static", "_images")
 
@@ -75,6 +77,16 @@ def find_machine_paths(text, patterns):
             if ctx not in hits:
                 hits.append(ctx)
     return hits
+
+
+_CODE = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.S | re.I)
+_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`[^`<]*`?")
+
+
+def find_raw_citations(html):
+    """Citation roles left as text in a page (outside code): a ``{cite}`` that did not render."""
+    text = _CODE.sub("", html)
+    return [f"unrendered citation: {m.group(0)[:80]}" for m in _ROLE.finditer(text)]
 
 
 class _Refs(HTMLParser):
@@ -303,6 +315,7 @@ def check_site(site, pages=None, screenshots=None, strict_offline=False, browser
         report[rel] = {c: [] for c in CHECKS}
         report[rel]["notes"] = []
         report[rel]["link"] = check_links(site, p, cache)
+        report[rel]["citation"] = find_raw_citations(p.read_text(encoding="utf-8", errors="replace"))
         report[rel]["machine-path"] = find_machine_paths(p.read_text(encoding="utf-8", errors="replace"), pats)
     for f in sorted(site.glob("_downloads/**/*")):
         if f.is_file() and f.suffix in (".json", ".csv", ".txt", ".ipynb", ".md", ".py"):
