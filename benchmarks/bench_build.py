@@ -20,8 +20,8 @@ profile of that cold build. It writes ``benchmarks/build_profile.json`` (the per
 seconds that ``make book`` uses for its time-left estimate) with ``--write-profile``.
 
 ``schedules`` builds the book twice on the smoke grid into empty caches, with
-``--jobs 1`` and ``--jobs 2``, and compares every number of every ``results/*.json``:
-scheduling must not change a result.
+``--jobs 1`` and ``--jobs 3`` (the default), and compares every number of every
+``results/*.json``: scheduling must not change a result.
 """
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def _numbers(obj, path=""):
     """Every number in a results JSON, by its path (parameters and paths excluded)."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k not in ("parameters", "generated", "notebook_path", "build"):
+            if k not in ("parameters", "generated", "notebook_path", "build", "cost"):  # cost: measured seconds
                 yield from _numbers(v, f"{path}/{k}")
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
@@ -170,11 +170,11 @@ def compare_results(a, b, tol=0.0):
 
 
 def schedules(params=("zoo_grid", "smoke", "n_boot", "200", "n_perm", "300")):
-    """Build twice on empty caches (chapters serial, then 2 at a time); results must be identical."""
+    """Build twice on empty caches (chapters serial, then 3 at a time); results must be identical."""
     base = Path(tempfile.mkdtemp(prefix="lidbook-sched-"))
     extra = [x for i in range(0, len(params), 2) for x in ("-p", params[i], params[i + 1])]
     out = {}
-    for jobs in (1, 2):
+    for jobs in (1, 3):
         d = base / f"jobs{jobs}"
         cmd = [sys.executable, str(ROOT / "scripts" / "build_book.py"), "--no-html", "--jobs", str(jobs),
                "--stage", str(d / "stage"), "--results", str(d / "results"), "--cache-dir", str(d / "cache"), *extra]
@@ -182,7 +182,7 @@ def schedules(params=("zoo_grid", "smoke", "n_boot", "200", "n_perm", "300")):
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         out[jobs] = time.perf_counter() - t0
         print(f"--jobs {jobs}: {_clock(out[jobs])}", flush=True)
-    diffs = compare_results(base / "jobs1" / "results", base / "jobs2" / "results")
+    diffs = compare_results(base / "jobs1" / "results", base / "jobs3" / "results")
     n = len(list((base / "jobs1" / "results").glob("*.json")))
     print(f"{n} results files; " + ("identical numbers" if not diffs else f"{len(diffs)} differences:"))
     for d in diffs[:30]:

@@ -106,8 +106,9 @@ _torch.set_num_threads(1)
 '''
 #: What each chapter must wait for: the chapters that fill the caches it reads. ``population``
 #: trains the zoo that every claim chapter measures (a chapter not listed waits for it);
-#: these share nothing with the others and start at once.
-NEEDS = {"population": (), "00_validation": (), "06_intervention": ()}
+#: these start at once: 00 and 06 share nothing with the others, and 07 trains a grid of its
+#: own (the cells it shares with the zoo are trained once, by whichever chapter locks them first).
+NEEDS = {"population": (), "00_validation": (), "06_intervention": (), "07_factorial": ()}
 DEFAULT_NEEDS = ("population",)
 #: The measured profile of a cold build (``benchmarks/bench_build.py``): the time-left estimate of
 #: a first build, until the build has a profile of its own (``<stage>/build_profile.json``).
@@ -364,8 +365,10 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "cache"))
     ap.add_argument("--only", nargs="*", help="notebook prefixes to execute (default: all)")
     ap.add_argument("--no-html", action="store_true", help="execute only, skip jupyter-book")
-    ap.add_argument("--jobs", type=int, default=2,
-                    help="chapters executed at once, as their dependencies allow (default 2: the machine's cores)")
+    ap.add_argument("--jobs", type=int, default=3,
+                    help="chapters executed at once, as their dependencies allow (default 3 on the book's 2 cores: "
+                         "a chapter waiting for a cache entry another one computes, or for its training workers, "
+                         "leaves its core to the third)")
     ap.add_argument("--force", action="store_true",
                     help="re-execute every notebook even if its sources and parameters are unchanged")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

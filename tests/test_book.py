@@ -340,6 +340,7 @@ def test_tiny_book_with_the_projects_config_renders_offline(tmp_path):
     (book / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copytree(ROOT / "book" / "_ext", book / "book" / "_ext")
+    shutil.copy(ROOT / "book" / "references.bib", book / "book" / "references.bib")  # _config's bibtex_bibfiles
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/two\n")
     (book / "book" / "intro.md").write_text(
         "# Intro\n\nInline $r$ and display math:\n\n$$\\hat m_K = \\Big[\\frac{1}{K-1}\\sum_j "
@@ -366,15 +367,15 @@ def test_schedule_respects_dependencies_and_runs_two_at_once():
 
     order, live, peak, lock = [], [0], [0], threading.Lock()
 
-    def start(name, threads):
+    def start(name):
         with lock:
             live[0] += 1
             peak[0] = max(peak[0], live[0])
-            order.append(("start", name, threads))
+            order.append(("start", name))
         time.sleep(0.05 if name != "population" else 0.15)
         with lock:
             live[0] -= 1
-            order.append(("end", name, threads))
+            order.append(("end", name))
         return 1.0
 
     todo = ["population", "00_validation", "01_generalization", "02_model_model", "06_intervention"]
@@ -383,26 +384,26 @@ def test_schedule_respects_dependencies_and_runs_two_at_once():
                                    heartbeat=0.02, say=lines.append)
     assert set(got) == set(todo)
     assert peak[0] == 2  # never more than jobs at once, and two did run side by side
-    ends = [n for e, n, _ in order if e == "end"]
     for chapter in ("01_generalization", "02_model_model"):  # need the zoo trained by population
-        assert order.index(("start", chapter, 1)) > [i for i, o in enumerate(order) if o[:2] == ("end", "population")][0]
-    assert [n for e, n, _ in order if e == "start"][0] == "population"  # longest ready chapter first
-    assert order[-1][1] in ends and any("elapsed" in line for line in lines)
+        assert order.index(("start", chapter)) > order.index(("end", "population"))
+    assert [n for e, n in order if e == "start"][0] == "population"  # longest ready chapter first
+    assert any("elapsed" in line for line in lines)
 
 
-def test_schedule_gives_a_lone_chapter_every_thread_and_reports_failures():
-    seen = {}
+def test_schedule_reports_failures_after_the_running_chapters():
+    seen = []
 
-    def start(name, threads):
-        seen[name] = threads
+    def start(name):
+        seen.append(name)
         if name == "02_model_model":
             raise RuntimeError("boom")
+        time.sleep(0.05)
         return None
 
     with pytest.raises(RuntimeError, match="boom"):
-        build_book.run_scheduled(["population", "02_model_model"], start, jobs=2, heartbeat=0.01,
-                                 say=lambda line: None)
-    assert seen == {"population": 2, "02_model_model": 2}  # each ran alone (02 waits for population)
+        build_book.run_scheduled(["population", "02_model_model", "03_model_brain"], start, jobs=1,
+                                 heartbeat=0.01, say=lambda line: None)
+    assert seen[:2] == ["population", "02_model_model"] and "03_model_brain" not in seen  # stops starting
 
 
 def test_progress_file_feeds_the_heartbeat(tmp_path, monkeypatch):
@@ -429,3 +430,173 @@ def test_computing_lock_computes_once_across_processes(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
     assert all(p.wait() == 0 for p in procs)
     assert Path(str(target) + ".count").read_text() == "x"  # one computed, two waited and found it
+
+
+# ------------------------------------------------------------ citations and CITATION.cff
+_CITE = __import__("re").compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def _bib():
+    from pybtex.database import parse_file
+
+    return parse_file(str(ROOT / "book" / "references.bib"))
+
+
+def _cited_keys():
+    """Every key of a ``{cite}``/``{cite:t}``/``{cite:p}`` role in book/*.md and the notebooks' markdown."""
+    texts = {str(f.relative_to(ROOT)): f.read_text() for f in sorted((ROOT / "book").glob("*.md"))}
+    for f in sorted((ROOT / "notebooks").glob("*.ipynb")) + [ROOT / "book" / "claims.ipynb"]:
+        nb = nbformat.read(str(f), as_version=4)
+        texts[str(f.relative_to(ROOT))] = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return {name: {k.strip() for m in _CITE.findall(t) for k in m.split(",")} for name, t in texts.items()}
+
+
+def test_every_citation_resolves_and_every_entry_is_complete():
+    bib = _bib()
+    cited = _cited_keys()
+    missing = {name: sorted(keys - set(bib.entries)) for name, keys in cited.items() if keys - set(bib.entries)}
+    assert not missing, f"cited keys not in book/references.bib: {missing}"
+    every = set().union(*cited.values())
+    assert "yu2026lid" in every, "the paper reproduced is never cited"
+    assert not set(bib.entries) - every, f"entries cited nowhere: {sorted(set(bib.entries) - every)}"
+    for key, e in bib.entries.items():
+        assert e.persons.get("author"), f"{key}: no author"
+        assert e.fields.get("title"), f"{key}: no title"
+        assert str(e.fields.get("year", "")).isdigit(), f"{key}: no year"
+
+
+def test_bibliography_is_configured_and_listed():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["bibtex_bibfiles"] == ["book/references.bib"]
+    assert "book/references" in (ROOT / "_toc.yml").read_text()
+    assert "{bibliography}" in (ROOT / "book" / "references.md").read_text()
+
+
+def _citation_cff():
+    import yaml
+
+    return yaml.safe_load((ROOT / "CITATION.cff").read_text())
+
+
+def test_citation_cff_is_valid_and_in_step_with_the_project():
+    """CITATION.cff against the CFF 1.2.0 JSON schema (tests/data, from citation-file-format,
+    CC-BY-4.0; the schema cffconvert validates with), its version against pyproject.toml,
+    its repository against _config.yml, and the paper among its references."""
+    import tomllib
+
+    import jsonschema
+    import yaml
+
+    cff = _citation_cff()
+    schema = json.loads((ROOT / "tests" / "data" / "cff-1.2.0.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(cff)
+    assert cff["cff-version"] == "1.2.0"
+    assert str(cff["version"]) == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    url = (yaml.safe_load((ROOT / "_config.yml").read_text()).get("repository") or {}).get("url")
+    if url:
+        assert cff["repository-code"] == url
+    assert any("2601.22722" in str(r.get("url", "")) for r in cff.get("references", []))
+    bad = dict(cff, **{"cff-version": "1.2"})
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(bad))
+
+
+def test_cffconvert_validates_citation_cff():
+    """``cffconvert --validate`` where cffconvert is importable (it pins jsonschema < 4, which
+    the book's Jupyter stack cannot take, so it is not in the project's extras)."""
+    pytest.importorskip("cffconvert")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", "from cffconvert.cli.cli import cli; cli()", "--validate"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# -------------------------------------------------------------------- tables for a reader
+def test_formatters_give_the_usual_forms():
+    from lidutils import report as R
+
+    assert R.fmt_p(9.999000099990002e-05, n_perm=10000) == "< 0.001"
+    assert R.fmt_p(1 / 501, n_perm=500) == "≤ 0.002"
+    assert R.fmt_p(0.0031) == "0.003"
+    assert R.fmt_p(0.5766) == "0.58"
+    assert R.fmt_p(None) == R.fmt_p(float("nan")) == "—"
+    assert R.fmt_r(0.576637) == "+0.58" and R.fmt_r(-0.0742) == "−0.07"
+    assert R.fmt_ci(0.137728, 0.817404) == "[+0.14, +0.82]"
+    assert R.fmt_flag(True) == "yes" and R.fmt_flag(False) == "no" and R.fmt_flag(None) == "—"
+    assert R.fmt_int(24.0) == "24"
+
+
+def test_records_frame_shows_words_not_reprs_and_leaves_records_alone():
+    import copy
+
+    from lidutils import claims as C
+
+    rec = dict(analysis="zoo: LID vs accuracy (pearson)", method="pearson", k=50, n=24.0, unit="design cells",
+               r=0.576637, ci_low=0.137728, ci_high=0.817404, p=0.0038, p_holm=None, r_between=float("nan"),
+               n_families=3, excludes_paper_value=True, power=1.0, verdict="opposite", n_perm=10000)
+    rec2 = dict(rec, k=None, p=9.999000099990002e-05, excludes_paper_value=None, verdict=None)
+    before = copy.deepcopy([rec, rec2])
+    df = C.records_frame([rec, rec2, None])
+    assert [rec, rec2] == before  # nothing written back into the records
+    text = df.to_string() + df.to_html()
+    for bad in ("None", "NaN", "nan", "True", "False", "0.576637", "24.0"):
+        assert bad not in text, bad
+    row = df.iloc[0]
+    assert (row["r"], row["95 % CI"], row["p"], row["n"], row["CI excludes paper's r"]) == \
+        ("+0.58", "[+0.14, +0.82]", "0.004", "24", "yes")
+    assert (df.iloc[1]["p"], df.iloc[1]["K"], df.iloc[1]["verdict"]) == ("< 0.001", "—", "—")
+    raw = C.records_frame([rec], raw=True)
+    assert raw["r"].iloc[0] == rec["r"]
+    best = C.best_k_frame({"target": "accuracy", "k": 200, "r": 0.8475490304968959,
+                           "p_selection_corrected": 9.999000099990002e-05})
+    assert best.iloc[0].tolist() == ["accuracy", "200", "+0.85", "< 0.001"]
+    facts = C.facts_frame({"factor": 1.0070532915360502, "r_n": {"generalization": -0.9264705882352942}})
+    assert facts["value"].tolist() == ["1.01", "−0.93"]
+
+
+def test_raw_citation_roles_are_found_outside_code():
+    html = ("<p>As {cite:t}`levina2004mle` showed</p><p><code>{cite}`x`</code></p>"
+            "<pre>{cite}`y`</pre><p>see <a href='references.html#id3'>LB04</a></p>")
+    assert check_book.find_raw_citations(html) == ["unrendered citation: {cite:t}`levina2004mle`"]
+    assert "citation" in check_book.CHECKS
+
+
+def test_computing_without_wait_reports_a_busy_entry(tmp_path):
+    import subprocess
+    import sys
+
+    from lidutils.cache import computing
+
+    target = tmp_path / "features.npz"
+    probe = ("import pathlib\nfrom lidutils.cache import computing\n"
+             f"with computing(pathlib.Path({str(target)!r}), wait=False) as mine:\n    print(mine)\n")
+    with computing(target) as mine:
+        assert mine is True
+        busy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    free = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert busy.stdout.strip() == "False" and free.stdout.strip() == "True"
+
+
+
+def test_other_tables_and_values_for_a_reader():
+    import numpy as np
+    import pandas as pd
+
+    from lidutils import claims as C
+    from lidutils import report as R
+
+    idx = pd.MultiIndex.from_tuples([("zoo", "EVC"), ("zoo", "IT")], names=["population", "roi"])
+    t = pd.DataFrame(dict(n_units=[24.0, 24.0], reliability=[0.6812, 0.78], informative=[False, True],
+                          ceiling=[np.nan, 0.5], power_at=[{"-0.3": 0.261}, {"-0.5": 0.651}]), index=idx)
+    out = C.readable(t)
+    assert out.index.equals(idx)
+    assert out.to_dict("list") == {"n_units": ["24", "24"], "reliability": ["0.681", "0.78"], "informative": ["no", "yes"],
+                                   "ceiling": ["—", "0.5"], "power_at": ["-0.3: 0.261", "-0.5: 0.651"]}
+    comp = dict(diff=-0.322885181548489, ci_low=-0.45355515701440285, ci_high=0.2874209229503403,
+                z=-2.1788009903499335, p=0.02934645536193042, ci_zou_low=-0.6223416508826465,
+                ci_zou_high=-0.03833676752682358, n=24, design="within group")
+    assert R.contrast_text(comp) == ("Δ = −0.32 [−0.45, +0.29] (bootstrap), Zou CI [−0.62, −0.04], "
+                                     "Steiger z = −2.18, p = 0.03, n = 24 (within group)")
+    assert R.contrast_text(None).startswith("not computed")

@@ -1,7 +1,7 @@
 """Execute every claim notebook with papermill on tiny parameters and check its results JSON.
 
 Fast tests check the results-file helpers and the paper tier's refusal offline. One
-module-scoped run (smoke zoo grid, 2 pretrained models + 1 control on 120 ImageNet
+module-scoped run (smoke zoo grid, 2 pretrained models + 1 control on 60 ImageNet
 photos, few K, few bootstrap draws) writes into a temporary folder; the repository's
 ``results/`` must stay untouched. Marked slow (a few minutes on 2 CPU cores).
 """
@@ -25,8 +25,8 @@ needs_data = pytest.mark.skipif(DATA is None, reason="needs the data mirror (LID
 
 TINY = dict(
     tier="offline", zoo_grid="smoke", models=["tf_efficientnet_lite0", "mobilenetv2_100"],
-    controls=["random:mobilenetv2_100"], n_images=120, n_boot=200, n_perm=300, seed=0, device="cpu",
-    n_models=8, n_stimuli=160, seeds=1, n_sim=40, degrade_photos=40, degrade_kinds=["blur"],
+    controls=["random:mobilenetv2_100"], n_images=60, n_boot=200, n_perm=300, seed=0, device="cpu",
+    n_models=8, n_stimuli=160, seeds=1, n_sim=40, degrade_photos=24, degrade_kinds=["blur"],
 )
 CLAIM_NOTEBOOKS = {
     "population": [], "00_validation": [], "01_generalization": ["C3"], "02_model_model": ["C1"],  # C6 needs families of >= 4 units (not in the smoke zoo)
