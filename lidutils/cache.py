@@ -68,7 +68,7 @@ def atomic_path(path):
 def computing(path, wait=True):
     """Hold an exclusive lock while ``path`` is computed, so it is computed once.
 
-    Processes that run side by side (the book's chapters execute two at a time) ask
+    Processes that run side by side (the book executes several chapters at once) ask
     for the same cache entries; the second one blocks here until the first has
     written ``path``, then finds it and loads it. Use as::
 

@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _progress
 from . import alignment as A
 from . import lid as L
 from ._validation import duplicate_rows
 from .alignment import _check_ridge_args, _fold_pcs, _outer_folds
-from . import _progress
 from .cache import computing, hash_key, load_npz, save_npz
 from .global_dim import global_dims
 from .neighbors import knn

@@ -97,7 +97,7 @@ try:
     _book_style()
 except ImportError:
     pass
-# Two notebooks execute at once on the book's 2-core machines: one math thread each, also for a
+# Several notebooks execute at once on the book's 2-core machines: one math thread each, also for a
 # chapter that runs alone, so that every result is the same whatever the schedule (float64 sums
 # split over two threads differ in the last bits). (Measured: small float64 SVDs of the ridge
 # alignment ran 47x slower with 2 threads on a busy machine.)
