@@ -241,7 +241,7 @@ def within_slope(x, y, strata, families, n_boot=2000, n_perm=10000, seed=0, ci=0
         p = (b + 1) / (int(n_perm) + 1)
     return {"r": r, "ci_low": float(lo), "ci_high": float(hi), "p": float(p), "n": int(n),
             "slope": beta, "slope_ci_low": float(blo), "slope_ci_high": float(bhi),
-            "n_strata": int(G), "n_families": int(len(np.unique(sfam))), "n_eff": int(n - G + 1),
+            "n_strata": int(G), "n_families": int(len(np.unique(sfam))), "n_eff": S.n_effective(n, G),
             "share_negative": float(np.mean(sxy < 0)), "n_boot": int(n_boot), "n_boot_valid": int(ok.sum()),
             "n_perm": int(n_perm), "ci": float(ci), "method": "pearson (within strata)"}
 

@@ -607,8 +607,7 @@ def zou_ci(r1, r2, r12, n, ci=0.95):
     r1, r2, r12 = (float(np.clip(v, -1 + 1e-12, 1 - 1e-12)) for v in (r1, r2, r12))
     if n <= 3:
         return -2.0, 2.0
-    h = _sstats.norm.ppf(1 - (1 - ci) / 2) / np.sqrt(n - 3)
-    (l1, u1), (l2, u2) = ((np.tanh(np.arctanh(r) - h), np.tanh(np.arctanh(r) + h)) for r in (r1, r2))
+    (l1, u1), (l2, u2) = fisher_ci(r1, n, ci), fisher_ci(r2, n, ci)
     c = ((r12 - 0.5 * r1 * r2) * (1 - r1 ** 2 - r2 ** 2 - r12 ** 2) + r12 ** 3) / ((1 - r1 ** 2) * (1 - r2 ** 2))
     d = r1 - r2
     lo = d - np.sqrt(max(0.0, (r1 - l1) ** 2 + (u2 - r2) ** 2 - 2 * c * (r1 - l1) * (u2 - r2)))
