@@ -92,6 +92,10 @@ _w.formatwarning = _one_line
 for _c in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
     _w.filterwarnings("ignore", category=_c, module=r"(?!lidutils)")
 _w.filterwarnings("ignore", message="IProgress not found")
+# Tables show every label in full (pandas cuts cells at 50 characters: "zoo-fmnist: clean, conv...");
+# wide tables scroll inside the content column (book/_ext/static/lidbook.css).
+import pandas as _pd
+_pd.set_option("display.max_colwidth", None)
 try:
     from lidutils.plotting import book_style as _book_style
     _book_style()
