@@ -220,3 +220,45 @@ def test_launch_cell_installs_into_a_clone_where_lidutils_is_missing(monkeypatch
     assert calls[0][:2] == ["git", "clone"] and calls[0][-1] == "lid-book"
     assert calls[1] == ["sh", "lid-book/scripts/install.sh", sys.executable]
     assert Path(os.getcwd()) == tmp_path / "lid-book"  # the notebooks' relative paths hold inside the clone
+
+
+# ---------------------------------------------------------------- results archive (item 4)
+def test_results_archive_reloads_into_the_same_records(tmp_path):
+    from test_book import new_results
+
+    from lidutils import claims_page as cp
+
+    res = tmp_path / "results"
+    new_results(res)
+    (res / "validation.json").write_text(json.dumps({"worlds": [1, 2]}))
+    build_book = _load_script("build_book")
+    params = {"n_boot": 2000, "out_dir": "results"}
+    path = build_book.write_archive(res, tmp_path / "downloads", params)
+    ra = _load_script("results_archive")
+    assert path == tmp_path / "downloads" / ra.NAME and path.stat().st_mode & 0o044 == 0o044
+    back = ra.load(path)
+    want = cp.read_claims(res)
+    assert back["claims"] == want
+    assert cp.records_table(back["claims"]).equals(cp.records_table(want))
+    assert back["files"]["validation.json"] == {"worlds": [1, 2]}
+    prov = back["provenance"]
+    assert prov["build_parameters"] == params
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["git_commit"] or ""), prov["git_commit"]
+    from importlib import metadata
+
+    for pkg in ("numpy", "torch", "pandas", "jupyter-book"):
+        assert prov["packages"][metadata.metadata(pkg)["Name"]] == metadata.version(pkg)
+    # a changed record is a different archive: the comparison can fail
+    c = json.loads((res / "C3.json").read_text())
+    c["analyses"][0]["r"] = 0.1
+    (res / "C3.json").write_text(json.dumps(c))
+    assert ra.load(ra.write(res, tmp_path / "b.zip"))["claims"] != want
+
+
+def test_claims_page_links_the_archive():
+    ra = _load_script("results_archive")
+    nb = nbformat.read(str(ROOT / "book" / "claims.ipynb"), as_version=4)
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert f"<downloads/{ra.NAME}>`" in md
+    src = (ROOT / "scripts" / "build_book.py").read_text()
+    assert 'write_archive(args.results, stage / "book" / "downloads", params)' in src
