@@ -262,3 +262,49 @@ def test_claims_page_links_the_archive():
     assert f"<downloads/{ra.NAME}>`" in md
     src = (ROOT / "scripts" / "build_book.py").read_text()
     assert 'write_archive(args.results, stage / "book" / "downloads", params)' in src
+
+
+def test_readme_results_table_is_written_from_the_records(tmp_path):
+    from test_book import new_results
+
+    rr = _load_script("readme_results")
+    new_results(tmp_path / "res")
+    tab = rr.table(tmp_path / "res")
+    assert "| C3 | zoo-fmnist: design cells |" in tab and "-0.70 [-0.85, -0.45], 24" in tab
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(rr.BEGIN) == 1 and readme.count(rr.END) == 1
+    out = rr.rewrite(readme, tab)
+    assert tab in out and rr.rewrite(out, tab) == out
+    # the README's own table is current with the last build's records, where there is one
+    if list((ROOT / "results").glob("C*.json")):
+        assert rr.main(["--check"]) == 0, "run: python scripts/readme_results.py"
+
+
+# ------------------------------------------------------------------ publishing (item 6)
+def test_workflow_builds_checks_and_publishes_the_book():
+    import yaml
+
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build = wf["jobs"]["build"]
+    runs = [s.get("run", "") for s in build["steps"]]
+    assert "make book" in runs and "make check-book" in runs
+    assert runs.index("make book") < runs.index("make check-book")
+    uses = {s.get("uses", "").split("@")[0]: s for s in build["steps"]}
+    assert uses["actions/cache"]["with"]["path"] == "data/cache"
+    assert "hashFiles(" in uses["actions/cache"]["with"]["key"]
+    assert uses["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
+    deploy = wf["jobs"]["deploy"]
+    assert deploy["needs"] == "build" and deploy["permissions"]["pages"] == "write"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
+    assert "publish:" in (ROOT / "Makefile").read_text()  # the manual push stays
+
+
+def test_forking_page_is_in_the_book():
+    import yaml
+
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "file: book/forking" in toc
+    page = (ROOT / "book" / "forking.md").read_text()
+    for needle in ("repository.url", ".github/workflows/book.yml", "make publish", "scripts/launch_cell.py"):
+        assert needle in page
+    assert yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
