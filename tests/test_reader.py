@@ -308,3 +308,28 @@ def test_forking_page_is_in_the_book():
     for needle in ("repository.url", ".github/workflows/book.yml", "make publish", "scripts/launch_cell.py"):
         assert needle in page
     assert yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def _parameters_of(nb_path):
+    nb = nbformat.read(str(nb_path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {ln.split("=")[0].strip() for ln in cell.source.splitlines()
+            if re.match(r"^[A-Za-z_]\w*\s*=", ln)}
+
+
+def test_commands_in_the_pages_pass_parameters_the_notebooks_have():
+    """Every ``-p NAME`` / ``-y 'NAME: ...'`` of a papermill or build_book command in a page or the
+    README is a parameter of that notebook (of some chapter, for build_book)."""
+    params = {p.stem: _parameters_of(p) for p in (ROOT / "notebooks").glob("*.ipynb")}
+    every = set().union(*params.values())
+    bad = []
+    for page in PROSE + sorted((ROOT / "docs").glob("*.md")):
+        text = re.sub(r"\\\n\s*", " ", page.read_text())  # join continued lines
+        for line in text.splitlines():
+            m = re.search(r"papermill notebooks/(\w+)\.ipynb|scripts/build_book\.py", line)
+            if not m:
+                continue
+            names = re.findall(r"-p (\w+) ", line) + re.findall(r"-y '(\w+):", line)
+            known = params.get(m.group(1), set()) if m.group(1) else every
+            bad += [f"{page.name}: {n} ({m.group(1) or 'build_book'})" for n in names if n not in known]
+    assert not bad, f"commands pass parameters the notebooks do not have: {bad}"
