@@ -81,6 +81,9 @@ def test_the_stale_check_catches_the_old_introduction(facts):
     found = {(f, s) for f, s, _, _ in lidfacts.stale(old, facts)}
     assert found == {("n_imagenet", "four"), ("n_imagenet", "Four"), ("n_images", "500")}
     assert lidfacts.stale(old.replace("four", "six").replace("Four", "Six").replace("500", "300"), facts) == []
+    # the chapters' deviations sections said 500 photos after the default became 300
+    chapter = "(N = 1000 zoo evaluation\n  images, 500 ImageNet photos)"
+    assert [(f, s) for f, s, _, _ in lidfacts.stale(chapter, facts)] == [("n_images", "500")]
     # the code changes, the page does not: the page is now wrong
     changed = dict(facts, n_images="200")
     assert [f for f, *_ in lidfacts.stale("`n_images`, default 300 of", changed)] == ["n_images"]
