@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,6 +37,15 @@ import yaml
 COURSE = Path(__file__).resolve().parent
 ROOT = COURSE.parent
 OTTER = [sys.executable, "-m", "otter"]
+
+
+def _env():
+    """Environment of the otter processes: one BLAS/OpenMP thread each unless set (several run at once)."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(var, "1")
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
 
 
 def masters(names=None, course=COURSE):
@@ -56,7 +66,7 @@ def assign(master, out, run_tests=False):
     if out.exists():
         shutil.rmtree(out)
     cmd = OTTER + ["assign", str(master), str(out)] + ([] if run_tests else ["--no-run-tests"])
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     if res.returncode != 0:
         raise RuntimeError(f"otter assign {master.name} failed:\n{res.stdout}\n{res.stderr}")
     return out
@@ -72,7 +82,7 @@ def assign_all(paths, work, run_tests=False):
         if out.exists():
             shutil.rmtree(out)
         cmd = OTTER + ["assign", str(p), str(out)] + ([] if run_tests else ["--no-run-tests"])
-        procs[p.stem] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), out)
+        procs[p.stem] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()), out)
     done = {}
     for name, (proc, out) in procs.items():
         log, _ = proc.communicate()
@@ -87,7 +97,7 @@ def grade(autograder_zip, notebook, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = OTTER + ["run", "-a", str(autograder_zip), "-o", str(out_dir), str(notebook)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     path = out_dir / "results.json"
     if not path.exists():
         raise RuntimeError(f"otter run wrote no results for {notebook}:\n{res.stdout}\n{res.stderr}")
