@@ -184,7 +184,7 @@ def parameter_uses(text, origin=""):
     """Every (notebook, parameter, where) a text tells a reader to pass.
 
     - ``papermill <path>.ipynb ... -p NAME VALUE`` (also ``-y``) command lines;
-    - in a paragraph that links a chapter (``{doc}`../notebooks/NAME```), every inline
+    - in a paragraph (or list item) that links a chapter (``{doc}`../notebooks/NAME```), every inline
       code ``NAME=value`` (the prose form: "rerun chapter 05 with ``space="raw"``").
     The notebook is the file name's stem (``05_local_vs_global``).
     """
@@ -193,7 +193,7 @@ def parameter_uses(text, origin=""):
         nb = Path(m["nb"]).stem
         for p in _P.finditer(m["rest"].replace("\\\n", " ")):
             uses.append((nb, p["name"], f"{origin}: papermill {m['nb']}"))
-    for para in re.split(r"\n\s*\n", text):
+    for para in re.split(r"\n\s*\n|\n(?=\s*(?:\d+\.|[-*])\s)", text):  # paragraphs and list items
         docs = [d["nb"] for d in _DOC.finditer(para)]
         if docs:
             for m in _INLINE.finditer(para):
