@@ -50,7 +50,8 @@ def _env():
 
 def masters(names=None, course=COURSE):
     """Master notebooks of the course (sorted), or those named."""
-    found = sorted(p for p in Path(course).glob("*.ipynb") if not p.name.startswith("."))
+    found = sorted((p for p in Path(course).glob("*.ipynb") if not p.name.startswith(".")),
+                   key=lambda p: (title(p), p.name))  # "Assignment 1 — ..." first
     if names:
         found = [p for p in found if p.stem in set(names)]
         missing = set(names) - {p.stem for p in found}
