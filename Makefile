@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 LIDUTILS_DATA_DIR ?= $(if $(wildcard ../shared/data/README.md),$(abspath ../shared/data),)
 export LIDUTILS_DATA_DIR
 export MPLBACKEND := Agg
-.PHONY: install test test-fast book dryrun check-book browser lab publish bench clean
+.PHONY: install test test-fast book dryrun check-book browser lab publish bench clean course
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ bench: $(STAMP)
 # results/*.json, then `jupyter-book build -W` into _build/html. Caches: data/cache/.
 book: $(STAMP)
 	$(PY) scripts/build_book.py
+
+# The course kit (course/*.ipynb, otter-grader master notebooks) into _build/course/: student
+# notebooks, autograder zips (otter run, offline, no Docker), solved notebooks, rubric.md.
+course: $(STAMP)
+	$(PY) course/build.py --out _build/course
 
 # The paper tier's code path end to end on stand-ins (untrained timm models of every family,
 # generated NSD-layout data): chapters 01-05 and the claims page into _build/dryrun/_build/html,

@@ -427,7 +427,7 @@ def main(argv=None):
         shutil.copy2(ROOT / f, stage / f)
     if chapters != NOTEBOOKS:  # a book of the chosen chapters only
         _write_toc(stage / "_toc.yml", chapters)
-    for d in ("book", "docs"):
+    for d in ("book", "docs", "course"):  # course/: master notebooks (book/_ext/lidcourse.py)
         if (ROOT / d).is_dir():
             shutil.copytree(ROOT / d, stage / d, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
