@@ -60,8 +60,8 @@ import pandas as pd
 from sklearn.model_selection import KFold
 from sklearn.utils import Bunch
 
-from ._validation import as_2d_float, check_finite
-from .ridge import DEFAULT_TARGET_CHUNK, pca_fit_transform, r2_columns, ridge_cv_predict
+from lidutils._validation import as_2d_float, check_finite
+from lidutils.ridge import DEFAULT_TARGET_CHUNK, pca_fit_transform, r2_columns, ridge_cv_predict
 
 __all__ = ["encoding_alignment", "split_half_noise_ceiling", "roi_summary"]
 

@@ -70,7 +70,7 @@ def _rank_rows(M):
     return _sstats.rankdata(M, axis=-1)
 
 
-def _pearson_rows(X, Y):
+def pearson_rows(X, Y):
     """Pearson r of every row pair of X and Y (..., n); NaN where a row is constant."""
     Xc = X - X.mean(-1, keepdims=True)
     Yc = Y - Y.mean(-1, keepdims=True)
@@ -100,10 +100,10 @@ def _stat(x, y, z, method):
         if z is not None:
             z = np.swapaxes(_rank_rows(np.swapaxes(z, -1, -2)), -1, -2)
     if z is None:
-        return _pearson_rows(x, y)
+        return pearson_rows(x, y)
     Z = _design(z)
     ex, ey = _residualise_rows(x, Z), _residualise_rows(y, Z)
-    r = _pearson_rows(ex, ey)
+    r = pearson_rows(ex, ey)
     # undefined when the covariates explain x or y completely (residuals at rounding level)
     keep = np.ones(r.shape, dtype=bool)
     for v, e in ((x, ex), (y, ey)):
@@ -492,7 +492,7 @@ def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
         if method == "spearman":
             base = np.arange(1, n + 1, dtype=np.float64)
             perm = rng.permuted(np.broadcast_to(base, (n_perm, n)), axis=1)
-            null = np.sort(np.abs(_pearson_rows(np.broadcast_to(base, (n_perm, n)), perm)))
+            null = np.sort(np.abs(pearson_rows(np.broadcast_to(base, (n_perm, n)), perm)))
             b = n_perm - np.searchsorted(null, np.abs(r) - tol, side="left")
         else:
             b = np.zeros(n_sim, dtype=np.int64)
@@ -500,7 +500,7 @@ def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
             for s in range(0, n_sim, step):
                 sl = slice(s, s + step)
                 perm = rng.permuted(np.broadcast_to(np.arange(n), (len(x[sl]), n_perm, n)), axis=2)
-                r_perm = _pearson_rows(np.broadcast_to(x[sl, None, :], perm.shape),
+                r_perm = pearson_rows(np.broadcast_to(x[sl, None, :], perm.shape),
                                        np.take_along_axis(np.broadcast_to(y[sl, None, :], perm.shape), perm, 2))
                 b[sl] = (np.abs(r_perm) >= (np.abs(r[sl]) - tol[sl])[:, None]).sum(1)
         p = (b + 1) / (n_perm + 1)
@@ -515,7 +515,7 @@ def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
         m = min(step, n_sim - s)
         idx = rng.integers(0, n, size=(m, n_boot, n))
         if method == "spearman":  # same numbers as _stat's rankdata, by counting
-            boots = _pearson_rows(_resample_ranks(ix[s:s + m], idx), _resample_ranks(iy[s:s + m], idx))
+            boots = pearson_rows(_resample_ranks(ix[s:s + m], idx), _resample_ranks(iy[s:s + m], idx))
         else:
             rows = np.arange(s, s + m)[:, None, None]
             boots = _stat(x[rows, idx], y[rows, idx], None, method)
@@ -679,7 +679,7 @@ def compare_dependent(x, y1, y2, method="pearson", absolute=True, n_boot=2000, s
         if blocks is None:
             return (_stat(W[a], W[b], None, method) for a, b in ((0, 1), (0, 2), (1, 2)))
         Wc = _within_rows(W, blocks, rank=method == "spearman")
-        return (_pearson_rows(Wc[a], Wc[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
+        return (pearson_rows(Wc[a], Wc[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
 
     r1, r2, r12 = (float(v) for v in rs(V))
     if not np.isfinite([r1, r2, r12]).all():
@@ -1029,7 +1029,7 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
     for v, nm in ((xc, "x"), (yc, "y")):
         if not np.any(np.abs(v) > 1e-12 * max(1.0, np.abs(x if nm == "x" else y).max())):
             raise ValueError(f"{nm} is constant within every family; its within-family correlation is undefined.")
-    r = float(_pearson_rows(xc, yc))
+    r = float(pearson_rows(xc, yc))
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(inv == j) for j in range(G)]
     order = np.concatenate(members)
@@ -1044,7 +1044,7 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
             m_ = min(step, int(n_perm) - s)
             yp = np.concatenate([rng.permuted(np.broadcast_to(yc[mm], (m_, len(mm))), axis=1)
                                  for mm in members], axis=1)
-            b += int((np.abs(_pearson_rows(np.broadcast_to(xs, yp.shape), yp)) >= abs(r) - tol).sum())
+            b += int((np.abs(pearson_rows(np.broadcast_to(xs, yp.shape), yp)) >= abs(r) - tol).sum())
         p = (b + 1) / (int(n_perm) + 1)
     else:
         df = n - G - 1
@@ -1064,7 +1064,7 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
                              for a, mm in zip(starts, members)], axis=1)
         my = np.concatenate([np.repeat(yb[:, a:a + len(mm)].mean(1, keepdims=True), len(mm), 1)
                              for a, mm in zip(starts, members)], axis=1)
-        boots.append(_pearson_rows(xb - mx, yb - my))
+        boots.append(pearson_rows(xb - mx, yb - my))
     boots = np.concatenate(boots) if boots else np.empty(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -1072,7 +1072,7 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
     n_eff = n_effective(n, G)
     lo_f, hi_f = fisher_ci(r, n_eff, ci)
     ok = sizes >= 1
-    rb = (float(_pearson_rows(fam_means_x[ok], fam_means_y[ok])) if ok.sum() >= 3 else float("nan"))
+    rb = (float(pearson_rows(fam_means_x[ok], fam_means_y[ok])) if ok.sum() >= 3 else float("nan"))
     out.update(n_eff=int(n_eff), n_families=int(G), df=int(n - G - 1), ci_fisher_low=lo_f,
                ci_fisher_high=hi_f, r_between=rb, n_between=int(ok.sum()), design="within family")
     return out

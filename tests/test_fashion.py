@@ -28,7 +28,7 @@ def mirror():
 
 @pytest.fixture(scope="module")
 def fashion():
-    return zoo._Data(None, None, dataset="fashion-mnist")
+    return zoo.ZooData(None, None, dataset="fashion-mnist")
 
 
 def _copy_test_files(mirror, dst):

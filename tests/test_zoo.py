@@ -75,7 +75,7 @@ def test_dedup_conflicting_labels_dropped():
 
 
 def test_split_has_no_test_image_in_train():
-    data = zoo._Data(None, None)
+    data = zoo.ZooData(None, None)
     assert len(set(data.train_idx) & set(data.test_idx)) == 0
     flat = (data.raw.reshape(len(data.raw), -1).numpy() * 255).round().astype(np.uint8)
     tr = {r.tobytes() for r in flat[data.train_idx]}
@@ -286,7 +286,7 @@ def test_controlled_design_meets_the_stated_factorial_design():
     assert animal["family"].nunique() >= 3 and zoo.GRID_DATA["controlled-animal"] == "animal-mnist"
     # every data level fits its training split (Fashion-MNIST: 60 000 training images)
     assert t["n_train"].max() <= 60_000
-    assert animal["n_train"].max() == len(zoo._Data(None, None, dataset="animal-mnist").train_idx)
+    assert animal["n_train"].max() == len(zoo.ZooData(None, None, dataset="animal-mnist").train_idx)
 
 
 def test_convergence_rule():
