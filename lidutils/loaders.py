@@ -1,7 +1,7 @@
 """Training image sets of the model zoo: Fashion-MNIST and Animal-MNIST.
 
 Both return uint8 images ``(n, 28, 28)`` and int64 labels ``(n,)``, ready for
-:func:`lidutils.zoo.train_zoo` (``dataset="fashion-mnist"`` or ``"animal-mnist"``).
+:func:`lidutils.book.zoo.train_zoo` (``dataset="fashion-mnist"`` or ``"animal-mnist"``).
 
 Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017, arXiv:1708.07747; MIT)
     70 000 grey product images, 10 classes (:data:`FASHION_CLASSES`), the standard

@@ -6,7 +6,7 @@ confidence interval and a permutation p-value. :func:`verdict` turns such a
 result into "replicated" / "opposite" / "inconclusive" by one rule on its
 confidence interval (:data:`VERDICTS` names every verdict of the project once).
 :func:`corr_batch` / :func:`verdict_batch` are the same statistics for many datasets
-at once (used by :mod:`lidutils.power`); :func:`compare_dependent`, :func:`holm` and
+at once (used by :mod:`lidutils.book.power`); :func:`compare_dependent`, :func:`holm` and
 :func:`c4_rule` serve the comparative claims.
 Everything is vectorised with numpy; ``n_perm=10000`` takes milliseconds for the
 tens of models the notebooks compare.
@@ -909,7 +909,7 @@ def rmcorr(x, y, groups, n_boot=2000, n_perm=10000, seed=0, ci=0.95):
 
 #: Fewest units for a verdict. Below it a record is descriptive: r and a Fisher-z
 #: interval, no label (:func:`label`). The validation chapter's coverage simulation
-#: (:func:`lidutils.power.coverage_table`, 1000 bivariate-normal data sets per cell) is
+#: (:func:`lidutils.book.power.coverage_table`, 1000 bivariate-normal data sets per cell) is
 #: the reason: the percentile bootstrap interval of r covers the true value in 79–93 % of
 #: data sets at n = 4, 84–91 % at n = 5 and 87–92 % at n = 6, and reaches about 90 % at
 #: n = 8; the Fisher-z interval holds 95 % at every n >= 4. The permutation p, which a
@@ -1113,7 +1113,7 @@ def label(result, expected_sign=-1, informative=True, min_n=MIN_N_VERDICT, alpha
 def format_corr(result, name="r"):
     """``"r = −0.41 [−0.62, −0.15], p = 0.003, n = 48"`` for a :func:`lidutils.stats.corr` dict."""
     p = result["p"]
-    # the usual form: two decimals, three below 0.01, "< 0.001" below that (as lidutils.report.fmt_p)
+    # the usual form: two decimals, three below 0.01, "< 0.001" below that (as lidutils.book.report.fmt_p)
     ptxt = ("= —" if p is None or p != p else "< 0.001" if p < 1e-3 else
             f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}")
     return (f"{name} = {result['r']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "

@@ -6,7 +6,7 @@ import pandas as pd
 from lidutils import stats
 from lidutils.book import measures, paper
 from lidutils.book.measures import lid_col
-from lidutils.book.params import GLOBAL_FRACTION, k_grid, MIN_N, paper_k
+from lidutils.book.params import GLOBAL_FRACTION, k_grid, MIN_N, claim_k
 from lidutils.book.records import both_methods, families_of, holm_gate, member_units, within_design
 from lidutils.book.study import primary_population
 
@@ -31,7 +31,7 @@ def target_measures(y):
 def measured(col):
     """Whether a unit-table column is a measured quantity a claim may correlate.
 
-    :func:`lidutils.measures.cell_means` adds ``<col>_sd`` (the spread of a measure
+    :func:`lidutils.book.measures.cell_means` adds ``<col>_sd`` (the spread of a measure
     across seed replicates), ``n_seeds`` and ``members`` beside every measure: none of
     them is a measurement of the unit, so none may be a record's x or y.
     """
@@ -259,7 +259,7 @@ def primary_analysis(study, claim, y, name=None, estimator="mle", align=(), brai
     """
     name = name or primary_population(study.populations)
     n = study.n_stimuli(name)
-    k = paper_k(claim, n)
+    k = claim_k(claim, n)
     t = study.table(name, ks=k_grid(n), estimators=(estimator,), align=align, brain=brain)
     space = study.params.get("space", "pca300")
     recs = both_methods(study, claim, t, measures.lid_col(k, estimator), y, population=name, role=role, k=k,
@@ -284,7 +284,7 @@ def series_table(study, name, series, ks, estimator="mle", align=(), brain=False
 
 
 def show_claim(claim):
-    """The claim in the paper's words, its number and setting, as Markdown (from :mod:`lidutils.paper`)."""
+    """The claim in the paper's words, its number and setting, as Markdown (from :mod:`lidutils.book.paper`)."""
     from IPython.display import Markdown
 
     info = paper.claim_info(claim)
@@ -311,7 +311,7 @@ def lite_series(study):
     if not names:
         return pd.DataFrame()
     reps = {m: study.pop.eval_reps[m] for m in names}
-    k = paper_k("C5", next(iter(reps.values())).shape[0])
+    k = claim_k("C5", next(iter(reps.values())).shape[0])
     lids = measures.lid_table(reps, [k], space=study.params.get("space", "pca300"), n_pcs=study.params.get("n_pcs", 300),
                        seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir)
     t = study.pop.members.loc[names, ["n_params", "accuracy"]].join(lids[[lid_col(k)]])

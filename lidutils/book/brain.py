@@ -278,11 +278,11 @@ def ceiling_and_baseline(refs):
     return ceil, base
 
 
-def surface_maps(study, table, k, estimator="mle", subject=None):
+def cortical_maps(study, table, k, estimator="mle", subject=None):
     """Paper tier: per-vertex held-out R² of the lowest-LID model, and the per-vertex r(LID, R²) across models.
 
     C7 as a map, not two bars, drawn on nilearn's fsaverage5 for both hemispheres
-    (:func:`lidutils.plotting.surface_maps`). Returns the figures ([] outside the
+    (:func:`lidutils.book.plotting.surface_maps`). Returns the figures ([] outside the
     paper tier, or when the layout has no fsaverage indices).
     """
 
@@ -305,7 +305,7 @@ def brain_regions(study):
     """``(regions lower area first, the primary region)`` of the population's brain data.
 
     Offline: the RDM set's regions in their order, the last (highest) primary. Paper
-    tier: the paper's ROIs in :data:`lidutils.paper_tier.PAPER_ROIS` order, with EBA
+    tier: the paper's ROIs in :data:`lidutils.book.paper_tier.PAPER_ROIS` order, with EBA
     (the paper's C2 region) primary when scored.
     """
     if study.pop.brain is not None and study.pop.brain_scores is None:

@@ -1,38 +1,46 @@
 """The claim analyses, as one namespace for the chapters (``from lidutils.book import claims as C``).
 
-Only imports and organisation: each name lives in the module of its concern
-(:mod:`~lidutils.book.params`, :mod:`~lidutils.book.study`, :mod:`~lidutils.book.records`,
-:mod:`~lidutils.book.analyses`, :mod:`~lidutils.book.brain`, :mod:`~lidutils.book.local_global`,
-:mod:`~lidutils.book.validation`, :mod:`~lidutils.book.degradation`).
+Only imports and organisation: each name lives in the module of its concern:
+:mod:`~lidutils.book.params` (notebook parameters, the K of each claim),
+:mod:`~lidutils.book.study` (the population a chapter analyses),
+:mod:`~lidutils.book.records` (the record builder, Holm, results files),
+:mod:`~lidutils.book.analyses` (primary analyses, K curves, robustness, C5/C6),
+:mod:`~lidutils.book.brain` (the brain test, C7), :mod:`~lidutils.book.local_global` (C4),
+:mod:`~lidutils.book.validation` (synthetic worlds through this code) and
+:mod:`~lidutils.book.degradation` (within-model degradation series).
 """
-from lidutils.book.analyses import (
-    c5_primaries, C5_SERIES, c5_verdict, c6_verdict, cell_partial, epoch_table, family_records,
-    k_curve, k_curves, lid_label, lite_series, max_over_k_p, measured, natural_k_table,
-    premise_records, primary_analysis, robustness_grid, series_table, show_claim, target_measures,
+from lidutils.book.measures import lid_col  # noqa: F401
+from lidutils.book.report import best_k_frame, facts_frame, readable, write_claim  # noqa: F401
+from lidutils.book.params import (  # noqa: F401
+    SHARED_DEFAULTS, NOTEBOOK_DEFAULTS, OWN_PARAMETERS, K_SWEEP, GLOBAL_FRACTION, MIN_N, parameters,
+    book_root, notebook_parameter_defaults, claim_k, k_grid, k_global,
 )
-from lidutils.book.brain import (
-    brain_references, brain_regions, brain_showcase, brain_test, brain_test_frame, c7_verdict,
-    ceiling_and_baseline, compare_regions, mark_uninformative, model_rdms, per_subject_records,
-    reference_records, surface_maps,
+from lidutils.book.study import (  # noqa: F401
+    analysis_populations, primary_population, Study, setup, DRY_RUN_BANNER, from_population,
+    zoo_design, zoo_networks, learning_curves, population_named, populations_frame,
+    replication_populations,
 )
-from lidutils.book.degradation import DEGRADATION, degradation_records, degradation_table, MIN_RIDGE_PHOTOS
-from lidutils.book.local_global import (
-    C4_GLOBALS, c4_records, c4_targets, c4_verdict, contrast_record, k_trend, local_global,
-    local_global_frame,
+from lidutils.book.records import (  # noqa: F401
+    families_of, within_design, correlate, both_methods, holm_gate, finalize, records_frame,
+    unit_groups, write, member_units,
 )
-from lidutils.book.measures import lid_col
-from lidutils.book.params import (
-    book_root, GLOBAL_FRACTION, k_global, k_grid, K_SWEEP, MIN_N, NOTEBOOK_DEFAULTS,
-    notebook_parameter_defaults, OWN_PARAMETERS, paper_k, parameters, SHARED_DEFAULTS,
+from lidutils.book.analyses import (  # noqa: F401
+    target_measures, measured, k_curve, max_over_k_p, robustness_grid, family_records, C5_SERIES,
+    c5_primaries, c5_verdict, c6_verdict, premise_records, lid_label, primary_analysis,
+    series_table, show_claim, k_curves, cell_partial, lite_series, natural_k_table, epoch_table,
 )
-from lidutils.book.records import (
-    both_methods, correlate, families_of, finalize, holm_gate, member_units, records_frame,
-    unit_groups, within_design, write,
+from lidutils.book.brain import (  # noqa: F401
+    model_rdms, brain_test, mark_uninformative, per_subject_records, c7_verdict, compare_regions,
+    reference_records, brain_references, brain_showcase, brain_test_frame, ceiling_and_baseline,
+    cortical_maps, brain_regions,
 )
-from lidutils.book.report import best_k_frame, facts_frame, readable, write_claim
-from lidutils.book.study import (
-    analysis_populations, DRY_RUN_BANNER, from_population, learning_curves, population_named,
-    populations_frame, primary_population, replication_populations, setup, Study, zoo_design,
-    zoo_networks,
+from lidutils.book.local_global import (  # noqa: F401
+    c4_targets, C4_GLOBALS, local_global, contrast_record, local_global_frame, k_trend, c4_verdict,
+    c4_records,
 )
-from lidutils.book.validation import save_validation, validation_summary, world_claims
+from lidutils.book.validation import (  # noqa: F401
+    world_claims, validation_summary, save_validation,
+)
+from lidutils.book.degradation import (  # noqa: F401
+    DEGRADATION, MIN_RIDGE_PHOTOS, degradation_table, degradation_records,
+)

@@ -40,7 +40,7 @@ RECORD_FIELDS = ("analysis", "role", "population", "x", "y", "space", "k", "esti
                  "excludes_zero", "excludes_paper_value", "power", "power_r", "verdict",
                  "reason", "note", "statistic", "measure", "design", "n_families", "r_between", "ci_method")
 #: A record whose ``statistic`` is one of these holds a contrast, not a correlation, in
-#: ``r`` (C4: :func:`lidutils.claims.contrast_record`): the page names it.
+#: ``r`` (C4: :func:`lidutils.book.claims.contrast_record`): the page names it.
 CONTRASTS = {"abs_r_difference": "Δ|r| local − global"}
 
 
@@ -181,7 +181,7 @@ def forest_plot(records, ax=None, max_label=44):
 
     One row per primary record (a claim with several populations or tiers has several
     rows), top to bottom in claim order. The point and its CI bar are coloured by the
-    record's verdict (:data:`lidutils.plotting.VERDICT_COLORS`); the paper's r, where
+    record's verdict (:data:`lidutils.book.plotting.VERDICT_COLORS`); the paper's r, where
     the results give one (``paper_r``), is an open black diamond; the right margin
     carries n and the power at the paper's value. Claims beyond the paper (C8) are
     marked with † and set apart by a dashed line; dry-run rows are drawn hollow.

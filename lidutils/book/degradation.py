@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from lidutils import degrade as D, rsatools, stats
 from lidutils.book import measures, paper
-from lidutils.book.params import paper_k
+from lidutils.book.params import claim_k
 from lidutils.book.records import correlate
 from lidutils.book.report import to_plain
 
@@ -39,7 +39,7 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
     n_photos = int(n_photos or study.params.get("degrade_photos") or DEGRADATION["n_photos"])
     if not models or not kinds:
         return pd.DataFrame()
-    k = paper_k("C3", n_photos)
+    k = claim_k("C3", n_photos)
     cache = None if study.cache_dir is None else Path(study.cache_dir) / "features"
     series = {(m, kind): D.degradation_series(
         m, kind, images={"probe": study.pop.probe_images}, n_photos=n_photos, cache_dir=cache,
@@ -57,7 +57,7 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
                                seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir))
         partners = {p: X for p, X in intact.items() if p != m}
         if partners and n_photos >= MIN_RIDGE_PHOTOS:  # below it the held-out R² is noise (negative)
-            al = [measures.ridge_matrix({**{lv: X}, **partners}, n_pcs=study.params.get("n_pcs", 300),
+            al = [measures.ridge_all_pairs({**{lv: X}, **partners}, n_pcs=study.params.get("n_pcs", 300),
                                  seed=study.params.get("seed", 0), device=study.device, cache_dir=study.cache_dir,
                                  **measures.RIDGE)
                   for lv, X in photos.items()]

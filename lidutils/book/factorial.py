@@ -4,7 +4,7 @@ The paper correlates local intrinsic dimension (LID) with quality across models 
 differ in capacity and training data *together*; this book's controlled zoo finds the
 opposite sign when data vary, and the paper's sign when label noise varies. This
 module asks the question directly on one factorial grid
-(:data:`lidutils.zoo.FACTORIAL`: label noise 0 / 0.2 / 0.4 / 0.6 x data scale x
+(:data:`lidutils.book.zoo.FACTORIAL`: label noise 0 / 0.2 / 0.4 / 0.6 x data scale x
 capacity, in every family): **does the sign of "dimension vs test accuracy" depend on
 which factor varies?** — for three dimension measures side by side
 (:func:`measures`):
@@ -16,7 +16,7 @@ which factor varies?** — for three dimension measures side by side
 
 The pre-declared analysis (:func:`factor_slopes`)
 ------------------------------------------------
-Unit: a design cell (seed replicates averaged, :func:`lidutils.measures.cell_means`).
+Unit: a design cell (seed replicates averaged, :func:`lidutils.book.measures.cell_means`).
 For a factor :math:`f`, a **stratum** is one family at one level of each *other*
 factor (:func:`strata`): inside a stratum only :math:`f` varies. With
 :math:`\\tilde v = v - \\bar v_{stratum}` (stratum fixed effects, which contain the
@@ -58,7 +58,7 @@ FACTORS = {
     "data": ("data_level", "training data", +1),
     "capacity": ("capacity_level", "capacity", +1),
 }
-#: Book zoo grids -> the factorial grid of :mod:`lidutils.zoo` that goes with them.
+#: Book zoo grids -> the factorial grid of :mod:`lidutils.book.zoo` that goes with them.
 GRIDS = {"controlled": "factorial", "controlled-fmnist": "factorial", "factorial": "factorial",
          "smoke": "factorial-smoke", "controlled-smoke": "factorial-smoke", "factorial-smoke": "factorial-smoke"}
 CLAIM = "C9"
@@ -99,7 +99,7 @@ def train(zoo_grid="controlled", cache_dir="data/cache", device="auto", num_work
 
     Networks go to ``cache_dir/zoo`` (cells shared with the controlled zoo are found
     there, not retrained). Index: ``"<grid>:<name>"``; columns of
-    :func:`lidutils.zoo.train_zoo` plus ``family`` and ``accuracy`` (held-out test
+    :func:`lidutils.book.zoo.train_zoo` plus ``family`` and ``accuracy`` (held-out test
     accuracy on the clean test labels).
     """
     grid = grid_name(zoo_grid)
@@ -117,8 +117,8 @@ def train(zoo_grid="controlled", cache_dir="data/cache", device="auto", num_work
 def measure(nets, k=50, n_pcs=300, seed=0, device="auto", cache_dir=None):
     """Dimension of every network's embedding of the evaluation images, as the claim chapters measure it.
 
-    :func:`lidutils.measures.lid_table` (MLE at ``k`` and TwoNN, from one neighbour
-    search) and :func:`lidutils.measures.global_table` (participation ratio, effective
+    :func:`lidutils.book.measures.lid_table` (MLE at ``k`` and TwoNN, from one neighbour
+    search) and :func:`lidutils.book.measures.global_table` (participation ratio, effective
     rank, PCA-n90, alpha), both in the PCA-300 space. Returns ``nets`` with those columns.
     """
     reps = {m: np.asarray(Z.load_embeddings(row, which="eval"), dtype=np.float32) for m, row in nets.iterrows()}
@@ -128,7 +128,7 @@ def measure(nets, k=50, n_pcs=300, seed=0, device="auto", cache_dir=None):
 
 
 def units(table):
-    """Design cells: seed replicates averaged (:func:`lidutils.measures.cell_means`)."""
+    """Design cells: seed replicates averaged (:func:`lidutils.book.measures.cell_means`)."""
     return M.cell_means(table, cell="design")
 
 

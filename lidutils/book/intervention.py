@@ -10,7 +10,7 @@ matched seeds (same initialisation, data order and subset; only ``lam`` differs)
 Design (:class:`Experiment`, :data:`EXPERIMENTS`)
 -------------------------------------------------
 For each family (default: the controlled zoo's MLP and MLP-Mixer trunks at
-their reference capacity, :data:`lidutils.zoo.CONTROLLED`), every network has the
+their reference capacity, :data:`lidutils.book.zoo.CONTROLLED`), every network has the
 zoo's fixed embedding width, optimiser, cosine schedule with warm-up and weight
 decay, and the same training images (``n_train``) and epochs:
 
@@ -59,13 +59,13 @@ same fit. The generalization gap :math:`g = A_{\\mathrm{train}} - A_{\\mathrm{te
 Measurements (:func:`measure`), as in the claim notebooks
 ---------------------------------------------------------
 LID: Levina–Bickel MLE at the paper's K = 50, mean over the 1000 evaluation images,
-in the PCA-300 space (:func:`lidutils.measures.lid_table`); test accuracy (all clean
+in the PCA-300 space (:func:`lidutils.book.measures.lid_table`); test accuracy (all clean
 test images), training accuracy and loss; model–model alignment: held-out ridge
-:math:`R^2` (:func:`lidutils.measures.ridge_matrix`, the paper's ridge on 300 PCs)
+:math:`R^2` (:func:`lidutils.book.measures.ridge_all_pairs`, the paper's ridge on 300 PCs)
 in both directions between the network and each *unregularised* clean network of
 its family with another seed, averaged over those references; brain: Spearman RSA
 of the 92-image probe RDM with each subject's EVC and IT RDM, mean over subjects
-(:func:`lidutils.population.brain_scores`).
+(:func:`lidutils.book.population.brain_scores`).
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ import math
 import numpy as np
 import pandas as pd
 from lidutils.book.records import correlate, finalize, holm_gate
-from lidutils.book.measures import brain_long, lid_table, RIDGE, ridge_matrix
+from lidutils.book.measures import brain_long, lid_table, RIDGE, ridge_all_pairs
 from lidutils.book.report import write_claim
 from lidutils.book.zoo import CONTROLLED as D, load_embeddings, train_zoo, zoo_summary, ZooEntry
 from lidutils.lid import lid_mle
@@ -128,7 +128,7 @@ class Experiment:
     data : str
         Named zoo data set.
     embed_dim, lr, weight_decay, augment, batch_size, schedule
-        Training settings (default: the zoo's, :data:`lidutils.zoo.CONTROLLED`;
+        Training settings (default: the zoo's, :data:`lidutils.book.zoo.CONTROLLED`;
         ``augment`` = 0, no random shifts, in the named experiments).
     """
 
@@ -281,7 +281,7 @@ def _round_sig(x, digits=3):
 
 
 def entries(grid="default", norm_ratio=None):
-    """The design with its :class:`~lidutils.zoo.ZooEntry` (column ``entry``) and ``penalty_weight``.
+    """The design with its :class:`~lidutils.book.zoo.ZooEntry` (column ``entry``) and ``penalty_weight``.
 
     ``norm_ratio`` : dict family -> float, the matched norm weight per unit ``lam``
     (from :func:`run`); without it the norm-control rows are left out.
@@ -400,7 +400,7 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
     runs : DataFrame from :func:`run`
     brain : dict roi -> (n_subjects, 92, 92) RDMs, optional
         Brain RSA columns ``brain_<roi>`` (mean Spearman over subjects,
-        :func:`lidutils.measures.brain_long`).
+        :func:`lidutils.book.measures.brain_long`).
     k, n_pcs : LID neighbourhood (paper: 50) and PCA space (paper: 300).
     seed : PCA split / ridge folds.
     num_threads : torch CPU threads while measuring (1: fastest on a shared machine;
@@ -409,14 +409,14 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
     Returns
     -------
     DataFrame indexed like ``runs``: ``lid`` (mean MLE at ``k`` in PCA-``n_pcs``,
-    :func:`lidutils.measures.lid_table`), ``accuracy`` (clean test accuracy),
+    :func:`lidutils.book.measures.lid_table`), ``accuracy`` (clean test accuracy),
     ``train_acc`` and ``train_loss`` (evaluation mode, on the labels trained on),
     ``gap`` (``train_acc - accuracy``, the generalization gap),
     ``ridge_to_ref`` (held-out ridge R² of predicting the references from the
     network), ``ridge_from_ref`` (the references predicting the network), ``ridge``
     (their mean), ``n_refs``, and ``brain_<roi>``. The references of a network are
     the unregularised clean-label networks of its family with another seed; the
-    ridge R² of every ordered pair comes from :func:`lidutils.measures.ridge_matrix`
+    ridge R² of every ordered pair comes from :func:`lidutils.book.measures.ridge_all_pairs`
     (cached), one per family for the dose and noise series and one for its norm
     controls with their references.
     """
@@ -436,7 +436,7 @@ def measure(runs, brain=None, k=50, n_pcs=300, seed=0, device="auto", cache_dir=
             # one matrix per family for the dose and noise series, a small one for the norm
             # controls with their references (so a changed control recomputes only its own)
             names = list(dict.fromkeys(list(g.index) + [m for n in g.index for m in refs[n]]))
-            M = ridge_matrix({n: reps[n] for n in names}, n_pcs=n_pcs, seed=seed, device=device,
+            M = ridge_all_pairs({n: reps[n] for n in names}, n_pcs=n_pcs, seed=seed, device=device,
                              cache_dir=cache_dir, **RIDGE)
             for n in g.index:
                 r = refs[n]
@@ -509,7 +509,7 @@ def paired(table, metrics=METRICS, curves=None):
     if curves is not None:
         if "train_loss" not in table:
             raise ValueError("the matched-fit outcome needs a 'train_loss' column in table; build the table "
-                             "with lidutils.intervention.measure.")
+                             "with lidutils.book.intervention.measure.")
         twin_name = pd.Series(nones.index, index=base.index).reindex(keys).to_numpy()
         by_twin = dict(tuple(curves.groupby("name")))
         vals = [test_at_fit(by_twin.get(t, pd.DataFrame(columns=["train_loss", "test_acc"])), float(L))
@@ -663,7 +663,7 @@ def arm(diffs, name, label_noise=0.0, condition="lid"):
 
 def _correlate(label, t, x, y, sign, *, population, method="pearson", note="", k=50, n_boot=2000, n_perm=10000,
                seed=0):
-    """One C8 record by the claims' builder (:func:`lidutils.claims.correlate`): within family when the
+    """One C8 record by the claims' builder (:func:`lidutils.book.claims.correlate`): within family when the
     units span two or more families (family means removed, family-stratified bootstrap,
     permutation within family), a label only at enough units and when CI and p agree."""
 
@@ -739,7 +739,7 @@ def records(diffs, k=50, n_boot=2000, n_perm=10000, seed=0):
 
 def _arm_verdicts(recs, checks):
     """Per arm: its primary record (p Holm-adjusted between the two primaries, as
-    :func:`lidutils.claims.finalize` does) and its verdict ("uninformative" when a
+    :func:`lidutils.book.claims.finalize` does) and its verdict ("uninformative" when a
     family's manipulation check failed, "descriptive" when there is no primary record)."""
 
     prim = {a: next((dict(r) for r in recs if r["analysis"] == PRIMARIES[a]), None) for a in ARMS}
@@ -810,7 +810,7 @@ def claim_verdict(recs, checks):
 
 def write_result(recs, verdict, reason, parameters, out_dir="results", tier="offline", extra=None):
     """Write ``<out_dir>/C8.json``: the two arms' primaries first (Holm-adjusted between
-    them), the secondaries Holm-adjusted (:func:`lidutils.claims.finalize`).
+    them), the secondaries Holm-adjusted (:func:`lidutils.book.claims.finalize`).
 
     Returns the written dict, or ``None`` (nothing written) when neither primary record exists.
     """

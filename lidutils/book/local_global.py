@@ -7,7 +7,7 @@ from lidutils import stats
 from lidutils.book import measures
 from lidutils.book.analyses import measured, target_measures
 from lidutils.book.brain import brain_regions, brain_test, mark_uninformative
-from lidutils.book.params import k_global, paper_k
+from lidutils.book.params import k_global, claim_k
 from lidutils.book.records import unit_groups
 
 
@@ -24,7 +24,7 @@ def c4_targets(study, table):
     return [y for y in names if y in table and measured(y)]
 
 #: C4's global measures: LID at K = N/4 (added per population) and these columns of
-#: :func:`lidutils.measures.global_table`, with the names the verdict's reason uses.
+#: :func:`lidutils.book.measures.global_table`, with the names the verdict's reason uses.
 C4_GLOBALS = {"participation_ratio": "participation ratio", "effective_rank": "effective rank",
               "pca_n90": "PCA-n90", "alpha": "spectral alpha"}
 
@@ -32,7 +32,7 @@ C4_GLOBALS = {"participation_ratio": "participation ratio", "effective_rank": "e
 def local_global(study, claim, name, y, table=None, estimator="mle", design=None, brain_test=None):
     """C4's records for one target: local LID at the paper's K, local estimators, global measures, contrasts.
 
-    Local: LID (``estimator``) at :func:`paper_k`, MOM at the same K, TwoNN. Global:
+    Local: LID (``estimator``) at :func:`claim_k`, MOM at the same K, TwoNN. Global:
     LID at K = N/4 and :data:`C4_GLOBALS`. Every record is :func:`correlate`'s, in the
     frame the primaries use (``design``: None = within family whenever the units span
     two or more families, :func:`within_design`). Each global measure :math:`g` is
@@ -55,7 +55,7 @@ def local_global(study, claim, name, y, table=None, estimator="mle", design=None
     if not measured(y):
         raise ValueError(f"C4 target {y!r} is not a measured quantity; pass the measure, not its seed SD.")
     n = study.n_stimuli(name)
-    k, kg = paper_k(claim, n), k_global(n)
+    k, kg = claim_k(claim, n), k_global(n)
     t = table if table is not None else study.table(name, ks=(k, kg), estimators=(estimator, "mom"),
                                                     global_dims=True, **target_measures(y))
     lcol = measures.lid_col(k, estimator)

@@ -12,7 +12,7 @@ its models through these functions and nothing else:
   search per representation.
 - :func:`global_table` — participation ratio, effective rank, PCA-n90 and the
   spectral exponent in the same space.
-- :func:`ridge_matrix` — the paper's model–model alignment: held-out ridge
+- :func:`ridge_all_pairs` — the paper's model–model alignment: held-out ridge
   :math:`R^2` for every ordered pair, fitted with one SVD per source and fold for
   all targets at once (identical to
   :func:`lidutils.alignment.alignment_matrix` with ``metric="ridge"``).
@@ -224,7 +224,7 @@ def global_table(reps, space="pca300", n_pcs=300, seed=0, device="auto", cache_d
 RIDGE = dict(n_folds=5, splits=1, inner_folds=3, rel_alphas=tuple(10.0 ** np.arange(-4.0, 5.5, 1.0)))
 
 
-def ridge_matrix(reps, n_pcs=300, n_folds=5, seed=0, inner_folds=5, device="auto", cache_dir=None,
+def ridge_all_pairs(reps, n_pcs=300, n_folds=5, seed=0, inner_folds=5, device="auto", cache_dir=None,
                  splits=None, rel_alphas=None):
     """Held-out ridge :math:`R^2` of every ordered pair (row = source, column = target).
 
@@ -292,11 +292,11 @@ def ridge_matrix(reps, n_pcs=300, n_folds=5, seed=0, inner_folds=5, device="auto
     return df
 
 
-def alignment_matrix(reps, metric="ridge", n_pcs=300, k=10, seed=0, device="auto", cache_dir=None):
+def cached_alignment(reps, metric="ridge", n_pcs=300, k=10, seed=0, device="auto", cache_dir=None):
     """Model–model alignment matrix by ``metric`` (``"ridge"``, ``"mutual_knn"``, ``"cka"``), cached."""
 
     if metric == "ridge":
-        return ridge_matrix(reps, n_pcs=n_pcs, seed=seed, device=device, cache_dir=cache_dir, **RIDGE)
+        return ridge_all_pairs(reps, n_pcs=n_pcs, seed=seed, device=device, cache_dir=cache_dir, **RIDGE)
     if metric not in ("mutual_knn", "cka"):
         raise ValueError(f"metric must be 'ridge', 'mutual_knn' or 'cka', got {metric!r}.")
     kw = dict(k=k, device=device) if metric == "mutual_knn" else dict(device=device)

@@ -553,7 +553,7 @@ def read_bundle(bundle_dir, expect_dry_run=None):
     man_path = bundle / "manifest.json"
     if not man_path.exists():
         raise FileNotFoundError(f"no bundle at {bundle}: {man_path} is missing (write one with "
-                                "lidutils.paper_tier.write_bundle or build_paper_population(bundle_dir=...)).")
+                                "lidutils.book.paper_tier.write_bundle or build_paper_population(bundle_dir=...)).")
     meta = json.loads(man_path.read_text())
     if meta.get("format") != BUNDLE_FORMAT or meta.get("version") != BUNDLE_VERSION:
         raise ValueError(f"{man_path} is not a {BUNDLE_FORMAT} v{BUNDLE_VERSION} manifest "
@@ -656,7 +656,7 @@ def lid_r2_map(run, lid, subject):
 
     Returns
     -------
-    dict {hemi: ndarray (n_challenge_vertices,)} for :func:`lidutils.plotting.surface_maps`
+    dict {hemi: ndarray (n_challenge_vertices,)} for :func:`lidutils.book.plotting.surface_maps`
     with ``run.fsaverage_index[subject]``.
     """
     lid = dict(lid)
@@ -664,34 +664,3 @@ def lid_r2_map(run, lid, subject):
     x = np.array([lid[m] for m in models], dtype=np.float64)
     hemis = run.vertex_r2[subject][models[0]] if models else {}
     return {h: vertexwise_corr(x, np.stack([run.vertex_r2[subject][m][h] for m in models])) for h in hemis}
-
-
-def main(argv=None):
-    """``python -m lidutils.paper_tier WORKDIR``: the dry run in one command (see :func:`dry_run`).
-
-    Prints the members, the per-subject summary and the mean score per ROI, and the
-    bundle's path; a second call reads the bundle back (nothing recomputed).
-    """
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m lidutils.paper_tier",
-                                 description="Dry run of the paper tier on stand-ins (untrained models, "
-                                             "stand-in NSD data): writes WORKDIR/nsd, WORKDIR/cache, WORKDIR/bundle.")
-    ap.add_argument("workdir")
-    ap.add_argument("--subjects", type=int, default=2, help="stand-in subjects (default 2)")
-    ap.add_argument("--images", type=int, default=200, help="training images per subject (default 200)")
-    ap.add_argument("--models", nargs="+", default=list(DRY_RUN_MODELS), help="paper models (timm names)")
-    ap.add_argument("--device", default="auto")
-    args = ap.parse_args(argv)
-    run = dry_run(args.workdir, n_subjects=args.subjects, n_images=args.images, models=args.models,
-                  device=args.device)
-    with pd.option_context("display.width", 160, "display.max_columns", 12):
-        print(run.members[["family", "n_params", "accuracy", "input_size", "dry_run"]])
-        print(run.summary().to_string(index=False))
-        print(run.brain.groupby("roi", sort=False)["score"].mean().round(4).to_string())
-    print(f"tier: {run.meta['tier']} (stand-ins: never results); bundle: {Path(args.workdir) / 'bundle'}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - exercised through main() in the tests
-    raise SystemExit(main())

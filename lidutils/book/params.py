@@ -9,7 +9,7 @@ from lidutils.book import paper
 
 
 #: Parameters shared by every claim notebook, with their defaults (the notebooks'
-#: parameters cells must agree: tests/test_claims.py checks it).
+#: parameters cells must agree: tests/book/test_claims.py checks it).
 SHARED_DEFAULTS = dict(
     tier="offline", zoo_grid="controlled", models=None,
     controls=["random:tf_efficientnet_lite0", "random:mobilenetv2_100"], n_images=300,
@@ -29,7 +29,7 @@ NOTEBOOK_DEFAULTS = {
 }
 
 #: Chapters whose parameters are their own (no population of the claim chapters): name -> defaults.
-#: Where a name is shared with :data:`SHARED_DEFAULTS` its default agrees (tests/test_claims.py).
+#: Where a name is shared with :data:`SHARED_DEFAULTS` its default agrees (tests/book/test_claims.py).
 OWN_PARAMETERS = {
     "00_validation": dict(tier="offline", n_models=16, n_stimuli=400, seeds=2, n_sim=1000, n_boot=2000,
                           n_perm=10000, out_dir="results", seed=0),
@@ -96,10 +96,10 @@ def notebook_parameter_defaults(path):
     raise ValueError(f"{path}: no cell tagged 'parameters'.")
 
 
-def paper_k(claim, n_stimuli):
+def claim_k(claim, n_stimuli):
     """K of a claim's primary analysis for ``n_stimuli`` points (stated in each record).
 
-    The paper's K (:data:`lidutils.paper.PAPER`: 50, or 1000 for the brain) when it
+    The paper's K (:data:`lidutils.book.paper.PAPER`: 50, or 1000 for the brain) when it
     lies below ``n_stimuli / 4``; otherwise the largest K of :data:`K_SWEEP` below
     ``n_stimuli / 4`` (a K at or above N/4 is a global measure, see :func:`k_grid`).
     """

@@ -156,7 +156,7 @@ def record_panels(table, records, hue=None, style=None, logx=False, max_panels=4
                   label_points=None):
     """One :func:`scatter_fit` panel per analysis record (the units it correlated).
 
-    Each record (:func:`lidutils.claims.correlate`) names its ``x``, ``y`` and the
+    Each record (:func:`lidutils.book.claims.correlate`) names its ``x``, ``y`` and the
     ``members`` (units) that entered; ``table`` is the unit table they come from, or a
     dict {population: table} when columns depend on the population.
     """
@@ -270,7 +270,7 @@ def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, sy
         e.g. ``PaperRun.vertex_r2[subject][model]``.
     fsaverage_index : dict {hemi: array}
         fsaverage vertex of each value (vertices >= 10 242 are not on fsaverage5 and
-        are not drawn; :func:`lidutils.paper_tier.to_fsaverage5`).
+        are not drawn; :func:`lidutils.book.paper_tier.to_fsaverage5`).
     title : str, optional
     cmap : str
     vmax : float, optional
@@ -349,7 +349,7 @@ def dose_response(table, x, ys, hue="family", logx=False, titles=None, ncols=Non
 def robustness_heatmap(grid, primary=None, title=None):
     """Heatmap of r per (estimator, K) x (space, method), primary cell outlined (paper App. G).
 
-    ``grid``: :func:`lidutils.claims.robustness_grid` rows (``space``, ``estimator``,
+    ``grid``: :func:`lidutils.book.claims.robustness_grid` rows (``space``, ``estimator``,
     ``k``, ``method``, ``r``); ``primary``: dict with those keys of the cell to outline.
     """
     piv = grid.pivot_table(index=["estimator", "k"], columns=["space", "method"], values="r")
@@ -486,7 +486,7 @@ def factor_paths(table, measures, factors, y="accuracy", strata=None):
 def slope_forest(table, measure_labels=None, factor_order=None):
     """Within-stratum r (95 % CI) of each dimension measure with accuracy, per factor: one panel per measure.
 
-    ``table``: :func:`lidutils.factorial.slope_table` (``measure``, ``factor``, ``r``,
+    ``table``: :func:`lidutils.book.factorial.slope_table` (``measure``, ``factor``, ``r``,
     ``ci_low``, ``ci_high``, ``verdict``, ``expected_sign``). Points are coloured by
     the record's label (:data:`VERDICT_COLORS`); the shaded half of each panel is the
     sign its literature predicts ("lower is better": r < 0).
@@ -529,7 +529,7 @@ def slope_forest(table, measure_labels=None, factor_order=None):
 
 # ----------------------------------------------------------------------------- the intervention (C8)
 def penalty_check(batches, models, hue=None, k=10, k_full=50, n_pcs=300):
-    """The two checks of the training penalty (:func:`lidutils.intervention.validate_penalty`).
+    """The two checks of the training penalty (:func:`lidutils.book.intervention.validate_penalty`).
 
     Left: per batch, the batch penalty (float32) against :func:`lidutils.lid_mle` on
     the same points; right: per network, the mean batch estimate against the full-set
@@ -555,7 +555,7 @@ def penalty_check(batches, models, hue=None, k=10, k_full=50, n_pcs=300):
 def paired_dose_response(summary, metrics, labels=None, label_noise=0.0):
     """Mean paired difference (network − its unregularised twin) against the dose λ, with its t interval.
 
-    ``summary``: :func:`lidutils.intervention.paired_summary` (rows: family,
+    ``summary``: :func:`lidutils.book.intervention.paired_summary` (rows: family,
     condition, label_noise, lam, metric, mean, ci_low, ci_high). One panel per
     metric; one line per family for the LID penalty (circles), the norm control at
     its matched λ as squares. The x axis is symmetric-log (both arms of the dose).
@@ -590,7 +590,7 @@ def matched_fit(curves, table, label_noise=0.0):
     """What "test accuracy at matched training loss" compares, one panel per family.
 
     Lines: each unregularised twin's test accuracy against its training loss along
-    training (``curves``: :func:`lidutils.intervention.twin_curves`); points: the
+    training (``curves``: :func:`lidutils.book.intervention.twin_curves`); points: the
     LID-penalised networks' final (training loss, test accuracy), coloured by λ
     (diverging: blue λ < 0 raises LID, red λ > 0 lowers it). A point above its
     family's lines generalizes better than the twins did at the same fit.
@@ -625,7 +625,7 @@ def matched_fit(curves, table, label_noise=0.0):
 def arm_scatter(diffs, ys, labels=None):
     """ΔLID against paired differences, one panel per column of ``ys``.
 
-    ``diffs``: :func:`lidutils.intervention.paired` (clean labels are shown). Colour:
+    ``diffs``: :func:`lidutils.book.intervention.paired` (clean labels are shown). Colour:
     family; filled circles the λ > 0 arm (LID pushed down), open circles the λ < 0
     arm, crosses the norm control. Returns the figure.
     """

@@ -1,13 +1,13 @@
 """The model population of the claim notebooks: members, embeddings and brain data (building only).
 
-Measuring the population is :mod:`lidutils.measures`; analysing it, :mod:`lidutils.claims`.
+Measuring the population is :mod:`lidutils.book.measures`; analysing it, :mod:`lidutils.book.claims`.
 
 Offline tier (``tier="offline"``, the default)
 ----------------------------------------------
 Groups of models, each with **its own stimulus set** for estimating LID (the 92
 brain images are too few for a local/global contrast):
 
-- zoo groups (:data:`ZOO_GROUPS`): networks trained here (:func:`lidutils.zoo.train_zoo`),
+- zoo groups (:data:`ZOO_GROUPS`): networks trained here (:func:`lidutils.book.zoo.train_zoo`),
   ``"zoo-fmnist"`` (the controlled design on Fashion-MNIST) and ``"zoo-animal"`` (its
   replication on Animal-MNIST); one member per (network, saved epoch), with its
   design cell. LID, global dimension and model–model alignment on the zoo's held-out
@@ -77,7 +77,7 @@ class Population:
         e.g. voxelwise encoding R² in the paper tier; ``None``: RSA with ``brain``.
     probe_images : array or list, optional
         The probe images themselves (for low-level baselines).
-    paper_run : lidutils.paper_tier.PaperRun, optional
+    paper_run : lidutils.book.paper_tier.PaperRun, optional
         Paper tier: the whole run (per-vertex R², ceilings, surface indices).
     brain_source : str, optional
         What the brain data are and how they were read (a user's RDM set: the image and
@@ -137,7 +137,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
     zoo_grid : str or list
         A key of :data:`ZOO_GROUPS` (``"controlled"``: the Fashion-MNIST design plus its
         Animal-MNIST replication; ``"smoke"`` for quick runs), another grid name of
-        :func:`lidutils.zoo.train_zoo`, or a list of zoo entries.
+        :func:`lidutils.book.zoo.train_zoo`, or a list of zoo entries.
     models : list of str, optional
         Pretrained models of the ``"imagenet"`` group (default: all offline models;
         any timm name works online). Paper tier: default ``PAPER_MODELS``.
@@ -166,7 +166,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
         ``"body.0"``, the trunk before the embedding layer). Offline tier only.
     nsd_root, nsd_subjects, bundle_dir :
         Paper tier: the Algonauts-2023 folder, the subjects to score, and a results
-        bundle to read (or write) instead of recomputing (:func:`lidutils.paper_tier.read_bundle`).
+        bundle to read (or write) instead of recomputing (:func:`lidutils.book.paper_tier.read_bundle`).
     """
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}.")
@@ -268,7 +268,7 @@ def _zoo_group(group, grid, data, cache_dir, device, probe_images, progress, lay
 def _zoo_layer(table, names, data_name, layer, probe_images, cache_dir):
     """Outputs of the module ``layer`` of every zoo checkpoint on the evaluation and probe images.
 
-    The checkpoint is rebuilt (:func:`lidutils.zoo.load_zoo_model`), a forward hook
+    The checkpoint is rebuilt (:func:`lidutils.book.zoo.load_zoo_model`), a forward hook
     reads the module's output, spatial / token axes are averaged
     (:func:`lidutils.features.reduce_output`); cached per checkpoint and layer.
     """
@@ -379,7 +379,7 @@ def _family(name):
 
 def _paper_population(tier, models, nsd_root, subjects, cache_dir, device, progress, bundle_dir=None, seed=0,
                       n_images=200):
-    """The paper tier (:mod:`lidutils.paper_tier`) as a :class:`Population`.
+    """The paper tier (:mod:`lidutils.book.paper_tier`) as a :class:`Population`.
 
     ``tier="paper"``: the paper's timm models, downloaded, on the NSD data at
     ``nsd_root``; ``tier="paper-dryrun"``: the same code path on stand-ins (untrained

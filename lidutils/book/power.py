@@ -11,7 +11,7 @@ number is the false-positive rate.
 
 Two-level simulation
 --------------------
-Running whole synthetic worlds (:mod:`lidutils.simulate`) thousands of times is too
+Running whole synthetic worlds (:mod:`lidutils.book.simulate`) thousands of times is too
 slow, so power is computed in two documented stages.
 
 1. **Second stage, exact rule** (:func:`power`): draw ``n_models`` pairs from a
@@ -61,7 +61,7 @@ __all__ = [
     "COVERAGE_NS",
 ]
 
-#: The paper's LID correlations of C1-C3 (weakest to strongest, from :mod:`lidutils.paper`).
+#: The paper's LID correlations of C1-C3 (weakest to strongest, from :mod:`lidutils.book.paper`).
 PAPER_RS = tuple(sorted((_paper.paper_r(c) for c in ("C1", "C2", "C3")), reverse=True))
 #: Bump when the decision rule or the simulation changes: invalidates the disk cache.
 POWER_VERSION = 3
@@ -245,7 +245,7 @@ def power_at(n_models, r=PAPER_RS[0], n_sim=1000, seed=0, method="pearson"):
 def claim_power(claim, n_models, value=None, n_sim=1000, seed=0, method="pearson"):
     """Power of the rule for ``claim`` at ``n_models``: at the paper's value and at -0.3 / -0.5.
 
-    The alternatives are :func:`lidutils.paper.power_alternatives` (signed like the
+    The alternatives are :func:`lidutils.book.paper.power_alternatives` (signed like the
     claim). Fields ready for a results record (see notes/SCHEMA.md).
 
     Parameters

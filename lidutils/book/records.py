@@ -186,7 +186,7 @@ def finalize(records, primary):
 
 
 def records_frame(records, raw=False):
-    """Records as a compact table for a page (:func:`lidutils.report.readable`).
+    """Records as a compact table for a page (:func:`lidutils.book.report.readable`).
 
     r and its CI to two decimals, p in the usual form (``< 0.001`` at the permutation
     floor), n and K as integers, flags as yes/no, a dash for a missing value; the
@@ -215,7 +215,7 @@ def write(study, claim, records, primary, *, notebook, verdict=None, reason=None
     the file's ``primary`` is the first, ``extra["primaries"]`` lists them all).
 
     Without a primary record (too few units for the pre-declared analysis) nothing is
-    written and ``None`` is returned; :func:`lidutils.report.glue_claim` then says so.
+    written and ``None`` is returned; :func:`lidutils.book.report.glue_claim` then says so.
     """
     if primary is None or not any(r is not None for r in records):
         return None

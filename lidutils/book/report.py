@@ -1,16 +1,16 @@
 """Results files and the claims table of the book.
 
 Every claim notebook ends by writing one ``results/<claim>.json`` through
-:func:`write_claim` (via :func:`lidutils.claims.write`); the claims page reads them
+:func:`write_claim` (via :func:`lidutils.book.claims.write`); the claims page reads them
 back with :func:`load_claims` / :func:`claims_table`. The paper's numbers come from
-:mod:`lidutils.paper` only; claims that go beyond the paper (C8, the intervention)
+:mod:`lidutils.book.paper` only; claims that go beyond the paper (C8, the intervention)
 are declared in :data:`BEYOND_PAPER`.
 
 A results file holds
 
 - ``claim``, ``statement``, ``paper_value``, ``paper_r``, ``paper_setting``,
   ``notebook``, ``section``, ``beyond_paper``, ``tier``, ``dry_run``;
-- ``analyses``: correlation records (:func:`lidutils.claims.correlate`), the primary
+- ``analyses``: correlation records (:func:`lidutils.book.claims.correlate`), the primary
   first, each with r, CI, p (secondaries also Holm-adjusted ``p_holm``), n and its
   unit, ``excludes_zero``, ``excludes_paper_value``, power at the paper's value and at
   r = −0.3 / −0.5, and a ``verdict`` that agrees with its CI;
@@ -49,7 +49,7 @@ TIERS = ("offline", "paper", "paper-dryrun")
 
 
 def claim_fields(claim):
-    """The fixed fields of a claim's results file (from :mod:`lidutils.paper` or :data:`BEYOND_PAPER`)."""
+    """The fixed fields of a claim's results file (from :mod:`lidutils.book.paper` or :data:`BEYOND_PAPER`)."""
     if claim in BEYOND_PAPER:
         b = BEYOND_PAPER[claim]
         return dict(claim=claim, statement=b["statement"], paper_value="beyond the paper", paper_r=None,
@@ -342,7 +342,7 @@ def readable(df, rename=True):
 
 
 def best_k_frame(best):
-    """:func:`lidutils.claims.k_curve`'s ``best`` (the K of largest |r|) as a one-row table for a page."""
+    """:func:`lidutils.book.claims.k_curve`'s ``best`` (the K of largest |r|) as a one-row table for a page."""
     if not best:
         return pd.DataFrame({"best K": [MISSING]}, index=[""])
     row = {"target": best.get("target", MISSING), "best K": fmt_int(best.get("k")), "r": fmt_r(best.get("r")),

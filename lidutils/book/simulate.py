@@ -6,7 +6,7 @@ there. This module builds *worlds* in which the truth is set by parameters, so t
 real analysis functions of the claim notebooks (:func:`lidutils.lid.lid_mle`,
 :func:`lidutils.global_dim.global_dims`, :mod:`lidutils.alignment`,
 :func:`lidutils.stats.corr`) can be run on them and checked against that truth.
-Statistical power of the decision rule is in :mod:`lidutils.power`.
+Statistical power of the decision rule is in :mod:`lidutils.book.power`.
 
 Generative model
 ----------------
@@ -395,14 +395,14 @@ DIMENSIONS = ("lid", "lid_global", "participation_ratio")
 
 
 def world_population(world):
-    """A :class:`World` as a :class:`lidutils.population.Population` (group ``"world"``).
+    """A :class:`World` as a :class:`lidutils.book.population.Population` (group ``"world"``).
 
     Each model is its own unit; its generalization is the ``accuracy``; its ground
     truth (``nuisance``, ``corruption``, ``spectrum``) is in ``members``; the
     representations serve as both evaluation and probe embeddings; the subjects'
     RDMs are the brain data (region ``"all"``). This is how the validation
     chapter sends a world through the claim notebooks' own functions
-    (:mod:`lidutils.claims`).
+    (:mod:`lidutils.book.claims`).
     """
     import pandas as pd
 
@@ -428,22 +428,22 @@ def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000, n
     """Run the claim notebooks' analysis on a :class:`World`, through the notebooks' own functions.
 
     The world becomes a population (:func:`world_population`) and is measured and
-    correlated by :mod:`lidutils.claims` exactly as a real population is:
+    correlated by :mod:`lidutils.book.claims` exactly as a real population is:
 
     - ``lid``: mean Levina–Bickel LID at ``k`` in the analysis ``space``
-      (:func:`lidutils.measures.lid_table`);
+      (:func:`lidutils.book.measures.lid_table`);
     - ``lid_global``: the same at ``k_global`` (default ``n_stimuli // 4``);
     - ``participation_ratio`` and the other global measures
-      (:func:`lidutils.measures.global_table`);
+      (:func:`lidutils.book.measures.global_table`);
     - ``brain_rsa``: RSA with each subject's RDM, averaged over subjects
-      (:func:`lidutils.measures.brain_long`);
+      (:func:`lidutils.book.measures.brain_long`);
     - ``model_alignment``: mean alignment with the other models (``metric``, the
-      notebooks' ridge R² by default; :func:`lidutils.measures.partner_scores`);
+      notebooks' ridge R² by default; :func:`lidutils.book.measures.partner_scores`);
     - ``generalization``: the world's held-out decoding accuracy;
     - ground truth ``nuisance``, ``corruption``, ``spectrum``.
 
     Each dimension measure is correlated with each target by
-    :func:`lidutils.claims.correlate` (the record of the results files, with its
+    :func:`lidutils.book.claims.correlate` (the record of the results files, with its
     :func:`lidutils.stats.verdict`).
 
     Returns
@@ -454,7 +454,7 @@ def claim_analysis(world, k=10, k_global=None, method="spearman", n_boot=2000, n
     """
 
     if not isinstance(world, World):
-        raise ValueError(f"world must be a lidutils.simulate.World (make_world), got {type(world)}.")
+        raise ValueError(f"world must be a lidutils.book.simulate.World (make_world), got {type(world)}.")
     bad = [d for d in dims if d not in DIMENSIONS] + [t for t in targets if t not in TARGETS]
     if bad:
         raise ValueError(f"unknown dims/targets {bad}; dims from {DIMENSIONS}, targets from {tuple(TARGETS)}.")

@@ -98,7 +98,7 @@ class Study:
 
     # --- measurements (per member) ---------------------------------------------------
     def lid(self, name, ks, estimators=("mle",), space=None, which="eval"):
-        """:func:`lidutils.measures.lid_table` of one analysis population."""
+        """:func:`lidutils.book.measures.lid_table` of one analysis population."""
         space = space or self.params.get("space", "pca300")
         return measures.lid_table(self.reps(name, which), ks, estimators=estimators, space=space,
                            n_pcs=self.params.get("n_pcs", 300), seed=self.params.get("seed", 0),
@@ -110,8 +110,8 @@ class Study:
                               seed=self.params.get("seed", 0), device=self.device, cache_dir=self.cache_dir)
 
     def alignment(self, name, metric="ridge"):
-        """(matrix, partner scores) of one analysis population (:func:`lidutils.measures.partner_scores`)."""
-        mat = measures.alignment_matrix(self.reps(name), metric=metric, n_pcs=self.params.get("n_pcs", 300),
+        """(matrix, partner scores) of one analysis population (:func:`lidutils.book.measures.partner_scores`)."""
+        mat = measures.cached_alignment(self.reps(name), metric=metric, n_pcs=self.params.get("n_pcs", 300),
                                  k=self.params.get("k_align", 10), seed=self.params.get("seed", 0),
                                  device=self.device, cache_dir=self.cache_dir)
         return mat, measures.partner_scores(mat, self.pop.members)
@@ -189,7 +189,7 @@ def from_population(pop, **params):
 
 
 def zoo_design(zoo_grid):
-    """The design tables of a book zoo (:data:`lidutils.population.ZOO_GROUPS`), one row per design cell."""
+    """The design tables of a book zoo (:data:`lidutils.book.population.ZOO_GROUPS`), one row per design cell."""
 
     frames = []
     for group, grid, data in ZOO_GROUPS.get(zoo_grid, (("zoo", zoo_grid, "animal-mnist"),)):

@@ -19,7 +19,7 @@ def world_claims(world, **params):
     C3 (LID vs generalization, :func:`primary_analysis` as chapter 01), C1 (LID vs
     ridge alignment with the partners, as 02), C2 (LID vs RSA with each subject,
     averaged, as 03) and C4's rule (:func:`local_global` + :func:`c4_verdict`, as 05)
-    on :func:`lidutils.simulate.world_population`. Returns the Pearson records
+    on :func:`lidutils.book.simulate.world_population`. Returns the Pearson records
     (with ``world`` and ``seed``), the C4 verdict and its reason.
     """
 
@@ -38,8 +38,8 @@ def world_claims(world, **params):
 def validation_summary(recov, runs, power_table, attenuation, parameters, coverage=None):
     """The validation chapter's results record (``results/validation.json``).
 
-    ``coverage``: :func:`lidutils.power.coverage_table` (stored with the smallest n per
-    interval whose mean coverage stays >= 0.89, :func:`lidutils.power.min_n_for_coverage`:
+    ``coverage``: :func:`lidutils.book.power.coverage_table` (stored with the smallest n per
+    interval whose mean coverage stays >= 0.89, :func:`lidutils.book.power.min_n_for_coverage`:
     the basis of :data:`lidutils.stats.MIN_N_VERDICT`).
     """
     def counts(df, col="verdict"):

@@ -347,16 +347,13 @@ def test_shift_augmentation_translates():
 
 
 def test_penalty_hook_called_only_with_a_weight(tmp_path, monkeypatch):
-    import sys
-    import types
-
     calls = []
 
     def batch_penalty(emb, kind, k):
         calls.append((tuple(emb.shape), kind, k))
         return emb.pow(2).mean()
 
-    monkeypatch.setitem(sys.modules, "lidutils.penalty", types.SimpleNamespace(batch_penalty=batch_penalty))
+    monkeypatch.setattr(zoo, "batch_penalty", batch_penalty)  # zoo imports it at module top
     base = dict(arch="mlp", width=16, depth=1, n_train=200, epochs=(2,), embed_dim=16, schedule="cosine")
     plain = train_zoo([ZooEntry(**base)], cache_dir=tmp_path, probe_images=_probe(), progress=False)
     assert calls == []                                                    # weight 0: nothing computed

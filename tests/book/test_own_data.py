@@ -21,7 +21,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB03 = ROOT / "notebooks" / "03_model_brain.ipynb"
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)

@@ -13,7 +13,7 @@ import torch
 from lidutils import intervention as IV
 from lidutils import zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 

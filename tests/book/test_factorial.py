@@ -15,7 +15,7 @@ from lidutils import stats as S
 from lidutils import zoo as Z
 
 FAST = dict(n_boot=500, n_perm=2000, seed=0)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 

@@ -90,10 +90,10 @@ def test_bundle_round_trip_and_no_mixing(dry):
 
 @pytest.mark.slow
 def test_one_command_reads_the_bundle(dry, capsys):
-    from lidutils.paper_tier import main
+    from lidutils.book.cli import main
 
     d, _, run = dry
-    assert main([str(d), "--models", *TINY, "--device", "cpu"]) == 0
+    assert main(["paper-tier", "dryrun", str(d), "--models", *TINY, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "paper-dryrun" in out and "never results" in out and "resmlp_12_224.fb_in1k" in out
     with pytest.raises(ValueError, match="never mixed"):

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 
 from lidutils import claims_page as cp  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_script(name):

@@ -16,7 +16,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB = ROOT / "notebooks"
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
@@ -133,7 +133,7 @@ def test_claims_page_reads_the_results(executed, tmp_path):
 
 # ----------------------------------------------------------------------------- fast tests
 # A user's own RDM set through notebook 03 (1 region x 1 subject, 3 regions x 3 subjects, every
-# image and RDM form): tests/test_own_data.py.
+# image and RDM form): tests/book/test_own_data.py.
 
 
 def test_paper_tier_refuses_without_data(tmp_path):
