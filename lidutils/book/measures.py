@@ -27,7 +27,7 @@ Caches
 :func:`cached_frame` stores a DataFrame under ``cache_dir/measures/`` keyed by the
 content of the inputs, the arguments **and the code** that computes it
 (:func:`code_version`: an explicit per-measure version number plus a hash of the
-source of the modules it runs), so a fix to an estimator can never be answered
+source of the utility modules it runs and of this module's functions that compute it), so a fix to an estimator can never be answered
 from a stale cache.
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lidutils import _progress, alignment as A, lid as L
+from lidutils import _progress, alignment as A, global_dim as global_dim_module, lid as L
+from lidutils import neighbors as knn_module, ridge as ridge_module
 from lidutils._validation import duplicate_rows
 from lidutils.alignment import check_ridge_args, fold_pcs, outer_folds
 from lidutils.cache import computing, hash_key, load_npz, save_npz
@@ -55,23 +56,28 @@ TRAIN_FRACTION = 0.8
 
 #: Per-measure version numbers: bump one to invalidate its caches by hand.
 MEASURE_VERSIONS = {"lid": 1, "global": 1, "ridge": 1, "mutual_knn": 1, "cka": 1}
-#: The modules whose source enters each measure's cache key.
-_MEASURE_MODULES = {
-    "lid": ("lid", "neighbors", "measures"),
-    "global": ("global_dim", "lid", "neighbors", "measures"),
-    "ridge": ("ridge", "alignment", "measures"),
-    "mutual_knn": ("alignment", "neighbors", "measures"),
-    "cka": ("alignment", "measures"),
+#: The utility modules whose source enters each measure's cache key (with :data:`_MEASURE_CODE`).
+MEASURE_MODULES = {
+    "lid": (L, knn_module),
+    "global": (global_dim_module, L, knn_module),
+    "ridge": (ridge_module, A),
+    "mutual_knn": (A, knn_module),
+    "cka": (A,),
 }
 
 
 def code_version(tag):
-    """Cache-key component of a measure: its version number and the hash of its modules' source."""
-    import importlib
+    """Cache-key component of a measure: its version number and the hash of the code that computes it.
 
+    The code is the source of the utility modules of :data:`MEASURE_MODULES` and of this
+    module's functions of :data:`MEASURE_FUNCTIONS` (their source text, not the file they sit
+    in: moving this module or editing its other functions keeps the keys).
+    """
     h = hashlib.sha256(str(MEASURE_VERSIONS[tag]).encode())
-    for mod in _MEASURE_MODULES[tag]:
-        h.update(inspect.getsource(importlib.import_module(f"lidutils.{mod}")).encode())
+    for mod in MEASURE_MODULES[tag]:
+        h.update(inspect.getsource(mod).encode())
+    for fn in MEASURE_FUNCTIONS[tag]:
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
 
 
@@ -385,3 +391,13 @@ def cell_means(table, cell="design", columns=None):
     out["n_seeds"] = g.size()
     out["members"] = g.apply(lambda d: list(d.index), include_groups=False)
     return out
+
+
+#: The functions of this module that compute each measure (their source enters its cache key).
+MEASURE_FUNCTIONS = {
+    "lid": (project, _dedup, lid_table, cached_frame, reps_key),
+    "global": (project, global_table, cached_frame, reps_key),
+    "ridge": (ridge_all_pairs, cached_frame, reps_key),
+    "mutual_knn": (cached_alignment, cached_frame, reps_key),
+    "cka": (cached_alignment, cached_frame, reps_key),
+}
