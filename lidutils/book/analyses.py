@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from lidutils import stats
 from lidutils.book import measures, paper
 from lidutils.book.measures import lid_col
@@ -225,7 +226,7 @@ def c6_verdict(per_family, min_n=stats.MIN_N_VERDICT):
 
 
 def premise_records(study, name):
-    """The anchors the paper's argument stands on, in one zoo population (issue 10 "premise checks").
+    """The anchors the paper's argument stands on, in one zoo population (the chapters' "premise checks").
 
     Accuracy vs log10 parameters across the capacity series (paper: r = +0.949),
     accuracy vs log10 training images across the data series, and mean ridge

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from lidutils import rsatools, stats
 from lidutils.book import measures, paper_tier as PT
 from lidutils.book.measures import lid_col

@@ -1,7 +1,8 @@
 """The book's "claims at a glance" page: forest plot, compact table, downloads.
 
-Reads the ``results/<claim>.json`` files written by the claim notebooks (see
-``/work/notes/SCHEMA.md`` for the record schema) and turns them into
+Reads the ``results/<claim>.json`` files written by the claim notebooks (their
+fields: :func:`lidutils.book.report.write_claim` and :func:`lidutils.book.records.correlate`)
+and turns them into
 
 - :func:`records_table`: one row per analysis record, claim fields merged in;
 - :func:`forest_plot`: per claim, the primary analysis' r with its 95 % CI (one row

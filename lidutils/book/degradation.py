@@ -2,23 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 from lidutils import degrade as D, rsatools, stats
 from lidutils.book import measures, paper
 from lidutils.book.params import claim_k
 from lidutils.book.records import correlate
 from lidutils.book.report import to_plain
 
-
-#: The within-model dose–response series of the natural-image models (issue 16): which
+#: The within-model dose–response series of the natural-image models: which
 #: classifiers, which damages (6 levels each, :data:`lidutils.degrade.DEFAULT_LEVELS`),
 #: on how many ImageNet sample photos.
 DEGRADATION = dict(models=("tf_efficientnet_lite0", "mobilenetv2_100"),
                    kinds=("weight_noise", "blur"), n_photos=100)
 
 #: Fewest photos for a ridge R² in the degradation series: with 100 photos (80 to fit on,
-#: 20 held out) the held-out R² of every level was negative in the book's build (issue 20),
+#: 20 held out) the held-out R² of every level was negative in the book's build,
 #: so no alignment column is computed below this many.
 MIN_RIDGE_PHOTOS = 300
 

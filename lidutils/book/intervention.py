@@ -65,7 +65,7 @@ test images), training accuracy and loss; model–model alignment: held-out ridg
 in both directions between the network and each *unregularised* clean network of
 its family with another seed, averaged over those references; brain: Spearman RSA
 of the 92-image probe RDM with each subject's EVC and IT RDM, mean over subjects
-(:func:`lidutils.book.population.brain_scores`).
+(:func:`lidutils.book.measures.brain_long`).
 """
 from __future__ import annotations
 

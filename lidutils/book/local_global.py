@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from lidutils import stats
 from lidutils.book import measures
 from lidutils.book.analyses import measured, target_measures

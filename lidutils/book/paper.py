@@ -1,4 +1,4 @@
-"""The paper's numbers, in one place (arXiv 2601.22722, read page by page; issue 11's table).
+"""The paper's numbers, in one place (arXiv 2601.22722, read page by page).
 
 Every claim notebook, the results records (``paper_value``, ``paper_r``,
 ``paper_setting``) and the power figures take the paper's values from :data:`PAPER`

@@ -5,8 +5,8 @@ import ast
 import json
 import os
 from pathlib import Path
-from lidutils.book import paper
 
+from lidutils.book import paper
 
 #: Parameters shared by every claim notebook, with their defaults (the notebooks'
 #: parameters cells must agree: tests/book/test_claims.py checks it).

@@ -246,7 +246,7 @@ def claim_power(claim, n_models, value=None, n_sim=1000, seed=0, method="pearson
     """Power of the rule for ``claim`` at ``n_models``: at the paper's value and at -0.3 / -0.5.
 
     The alternatives are :func:`lidutils.book.paper.power_alternatives` (signed like the
-    claim). Fields ready for a results record (see notes/SCHEMA.md).
+    claim). Fields ready for a results record (:func:`lidutils.book.records.correlate`).
 
     Parameters
     ----------

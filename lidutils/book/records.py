@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 import pandas as pd
+
 from lidutils import stats
 from lidutils.book import paper
 from lidutils.book.params import MIN_N

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 from lidutils.book import measures, zoo
 from lidutils.book.params import SHARED_DEFAULTS
 from lidutils.book.population import build_population, ZOO_GROUPS

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from lidutils import stats
 from lidutils.book.analyses import primary_analysis
 from lidutils.book.local_global import c4_verdict, local_global

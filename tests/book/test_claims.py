@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from lidutils.book import claims as C, local_global as LG
-from lidutils import measures as M
+from lidutils.book import measures as M
 from lidutils import stats as S
-from lidutils.population import Population
-from lidutils.simulate import make_world, world_population
+from lidutils.book.population import Population
+from lidutils.book.simulate import make_world, world_population
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(n_boot=200, n_perm=200)
@@ -419,7 +419,7 @@ def test_brain_rule_needs_scores_above_the_low_level_baseline():
 
 
 def test_brain_records_carry_reliability_and_partialled_score():
-    from lidutils.report import describe
+    from lidutils.book.report import describe
 
     st = C.from_population(_pixel_world_population(), **FAST)
     name = next(iter(st.populations))
@@ -438,8 +438,8 @@ def test_brain_records_carry_reliability_and_partialled_score():
 
 def test_claims_page_c4_row_shows_the_local_global_contrast(tmp_path):
     """The claims page's C4 row is C4's own contrast, not C3's correlation."""
-    from lidutils import claims_page as CP
-    from lidutils.report import write_claim
+    from lidutils.book import claims_page as CP
+    from lidutils.book.report import write_claim
 
     st, name, t, blocks = _c4_blocks()
     recs = C.finalize(C.c4_records(blocks, primary="accuracy"), C.c4_records(blocks, "accuracy")[0]["analysis"])

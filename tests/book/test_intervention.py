@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lidutils import intervention as IV
-from lidutils import zoo
+from lidutils.book import intervention as IV
+from lidutils.book import zoo
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
@@ -229,7 +229,7 @@ def test_figures_draw_from_the_tables():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lidutils import plotting as P
+    from lidutils.book import plotting as P
 
     t, curves = _table()
     d = IV.paired(t, curves=curves)

@@ -79,7 +79,7 @@ def square(cond, diagonal=0.0):
 @pytest.fixture(scope="module")
 def zoo_cache(tmp_path_factory):
     """A cache with the smoke zoo trained (once for the module), embedding a generated image set."""
-    from lidutils.population import build_population
+    from lidutils.book.population import build_population
 
     cache = tmp_path_factory.mktemp("own-data-cache")
     d = tmp_path_factory.mktemp("own-data-zoo")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from lidutils import paper
-from lidutils.power import PAPER_RS, claim_power, decide, decision_agreement, power, power_at
+from lidutils.book import paper
+from lidutils.book.power import PAPER_RS, claim_power, decide, decision_agreement, power, power_at
 from lidutils.stats import _rank_rows, _resample_ranks, corr, verdict
 
 
@@ -86,7 +86,7 @@ def test_paper_table():
 
 
 def test_coverage_table_fisher_holds_and_percentile_falls_short_at_small_n():
-    from lidutils.power import coverage_table, min_n_for_coverage
+    from lidutils.book.power import coverage_table, min_n_for_coverage
 
     cov = coverage_table(ns=(4, 9), rs=(0.0, -0.8), n_sim=300, n_boot=200, seed=1)
     c = cov.set_index(["interval", "n", "r_true"])["coverage"].sort_index()

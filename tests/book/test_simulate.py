@@ -5,7 +5,7 @@ import torch
 
 from lidutils.global_dim import participation_ratio
 from lidutils.lid import lid_mle
-from lidutils.simulate import World, claim_analysis, generalization_score, make_world
+from lidutils.book.simulate import World, claim_analysis, generalization_score, make_world
 from lidutils.stats import corr
 
 
