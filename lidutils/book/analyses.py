@@ -1,4 +1,6 @@
-"""The claim analyses a chapter calls: primary analysis, r-vs-K curves, robustness grid, C5/C6 rules, dose-response series."""
+"""The claim analyses a chapter calls: primary analysis, r-vs-K curves, robustness grid, C5/C6
+rules, dose-response series.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,6 @@
-"""The brain test: can the brain data rank the models (reliability, low-level baselines), per-subject and per-region records (C7), reference ceilings and surface maps."""
+"""The brain test: can the brain data rank the models (reliability, low-level baselines), per-
+subject and per-region records (C7), reference ceilings and surface maps.
+"""
 from __future__ import annotations
 
 import numpy as np

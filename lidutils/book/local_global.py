@@ -1,4 +1,6 @@
-"""Local vs global dimension (C4): LID at the paper's K against global measures, and the C4 rule."""
+"""Local vs global dimension (C4): LID at the paper's K against global measures, and the C4
+rule.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +10,9 @@ from lidutils import stats
 from lidutils.book import measures
 from lidutils.book.analyses import measured, target_measures
 from lidutils.book.brain import brain_regions, brain_test, mark_uninformative
-from lidutils.book.params import k_global, claim_k
+from lidutils.book.params import claim_k, k_global
 from lidutils.book.records import unit_groups
+from lidutils.verdicts import check_sign, ci_bounds, excludes
 
 
 def c4_targets(study, table):
@@ -200,14 +203,14 @@ def k_trend(curve, y=None):
 def c4_verdict(block, curve=None):
     """C4's verdict for one target's :func:`local_global` block: ``(verdict, reason, comparisons)``.
 
-    :func:`lidutils.stats.c4_rule` on the block's records and contrasts; with
+    :func:`c4_rule` on the block's records and contrasts; with
     ``curve`` (:func:`k_curve` / :func:`k_curves` of the same target) the reason
     also states the direction of r against K (:func:`k_trend`).
     """
     comps = pd.DataFrame(block["comparisons"])
     if block["local"] is None:
         return "inconclusive", "no local record: fewer than 4 units with both variables", comps
-    v, why = stats.c4_rule(block["local"], block["globals"], block["comparisons"])
+    v, why = c4_rule(block["local"], block["globals"], block["comparisons"])
     if curve is not None and len(curve):
         why = f"{why}; {k_trend(curve, block['local']['y'])}"
     return v, why, comps
@@ -236,3 +239,117 @@ def c4_records(blocks, primary):
     if bad:
         raise ValueError(f"C4 records on unmeasured columns: {bad}.")
     return recs
+
+
+# --------------------------------------------------------------------------- the C4 rule
+def _predicts(rec, alpha=0.05):
+    """A record predicts when its CI excludes 0 and (if it has one) its permutation p is below ``alpha``."""
+    p = rec.get("p")
+    return excludes(rec, 0.0) and (p is None or not np.isfinite(float(p)) or float(p) < alpha)
+
+
+def _measure_name(rec, i):
+    return str(rec.get("measure") or rec.get("analysis") or f"global #{i}")
+
+
+def c4_rule(local_rec, global_recs, comparisons=None, expected_sign=-1):
+    """Claim-level verdict of C4 ("local ID predicts; global dimension does not").
+
+    A record *predicts* when its CI excludes 0, either sign, and its permutation p
+    (when it has one) is below 0.05. For every global measure :math:`g` the contrast
+    :math:`\\Delta_g = |r_{local}| - |r_g|` comes from :func:`compare_dependent`
+    (``absolute=True``) with its bootstrap CI; local predicts *significantly more
+    strongly* than :math:`g` when that CI lies entirely above 0 (and the comparison's
+    Steiger p, when given, is below 0.05; likewise "more strongly" for a CI below 0).
+
+    - ``"descriptive"``: the local record carries no verdict (too few units);
+    - ``"opposite"``: the local record predicts with the sign opposite to
+      ``expected_sign``;
+    - ``"replicated"``: the local record predicts with ``expected_sign`` **and**, for
+      every global measure, the CI of :math:`\\Delta_g` lies above 0 (a global measure
+      that does not predict must still be shown weaker: "not predicting" alone, a CI
+      covering 0, is no evidence that local predicts better);
+    - ``"not replicated"``: some global measure predicts and is not significantly
+      weaker (no comparison given counts as not weaker), or predicts significantly
+      *more* strongly (CI of :math:`\\Delta_g` below 0) — evidence against C4;
+    - ``"inconclusive"``: otherwise (e.g. local and global measures indistinguishable
+      and no global measure predicting, or no global measure at all).
+
+    The reason names the measures that predict more strongly than local, as strongly,
+    and less strongly, with :math:`\\Delta_g` and its CI.
+
+    Parameters
+    ----------
+    local_rec : dict
+        Correlation record (``ci_low``, ``ci_high``; ``r``, ``p``, ``verdict``) of the local measure.
+    global_recs : sequence of dict
+        Records of the global measures (named by ``measure``, else ``analysis``).
+    comparisons : sequence of dict or dict, optional
+        :func:`compare_dependent` results of local vs each global measure with
+        ``absolute=True`` (``diff = |r_local| - |r_global|``), either aligned with
+        ``global_recs`` or keyed by their ``analysis`` label.
+    expected_sign : {-1, +1}
+
+    Returns
+    -------
+    (verdict, reason) : (str, str)
+    """
+    s = check_sign(expected_sign)
+    global_recs = list(global_recs)
+    if isinstance(comparisons, dict):
+        comps = [comparisons.get(g.get("analysis")) for g in global_recs]
+    elif comparisons is None:
+        comps = [None] * len(global_recs)
+    else:
+        comps = list(comparisons)
+        if len(comps) != len(global_recs):
+            raise ValueError(f"comparisons has {len(comps)} entries for {len(global_recs)} global records; "
+                             "align them or pass a dict keyed by the records' 'analysis' label.")
+    lo, hi = ci_bounds(local_rec)
+    head = f"local r = {float(local_rec.get('r', np.nan)):+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    if local_rec.get("verdict") == "descriptive":
+        return "descriptive", f"{head}: too few units for a verdict (descriptive only)"
+    local_predicts = _predicts(local_rec)
+    local_sign = 1 if lo > 0 else -1
+    stronger, same, weaker, unknown, predicting = [], [], [], [], []
+    for i, (g, c) in enumerate(zip(global_recs, comps)):
+        name = _measure_name(g, i)
+        txt = f"{name} (r = {float(g.get('r', np.nan)):+.2f}"
+        if c is None:
+            unknown.append(txt + ", not compared)")
+            status = "unknown"
+        else:
+            txt += f"; Δ|r| = {float(c['diff']):+.2f} [{float(c['ci_low']):+.2f}, {float(c['ci_high']):+.2f}])"
+            sig = c.get("p") is None or not np.isfinite(float(c["p"])) or float(c["p"]) < 0.05
+            status = ("weaker" if sig and float(c["ci_low"]) > 0 else
+                      "stronger" if sig and float(c["ci_high"]) < 0 else "same")
+            {"weaker": weaker, "stronger": stronger, "same": same}[status].append(txt)
+        if _predicts(g) and status != "weaker":
+            predicting.append(name)
+    parts = [head]
+    if stronger:
+        parts.append("global measures predicting MORE strongly than local (CI of |r_local| − |r_global| "
+                     "below 0): " + ", ".join(stronger))
+    if same:
+        parts.append("as strongly (CI of |r_local| − |r_global| covers 0): " + ", ".join(same))
+    if weaker:
+        parts.append("less strongly (CI above 0): " + ", ".join(weaker))
+    if unknown:
+        parts.append("not compared: " + ", ".join(unknown))
+    detail = "; ".join(parts)
+    if local_predicts and local_sign != s:
+        return "opposite", f"the local measure predicts with the opposite sign — {detail}"
+    if not global_recs:
+        return "inconclusive", f"no global measure to compare with — {detail}"
+    if stronger or predicting:
+        against = list(dict.fromkeys([_measure_name(g, i) for i, g in enumerate(global_recs)
+                                      if any(t.startswith(_measure_name(g, i) + " (") for t in stronger)]
+                                     + predicting))
+        return "not replicated", (f"global measure(s) predict as well as or better than local LID "
+                                  f"({', '.join(against)}): evidence against C4 — {detail}")
+    if local_predicts and len(weaker) == len(global_recs):
+        return "replicated", (f"the local measure predicts and predicts significantly more strongly than "
+                              f"every global measure — {detail}")
+    why = ("the local measure does not predict" if not local_predicts else
+           "the local measure predicts but is not significantly stronger than every global measure")
+    return "inconclusive", f"{why} — {detail}"

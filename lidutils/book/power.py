@@ -43,9 +43,8 @@ import numpy as np
 
 from lidutils.book import paper as _paper
 from lidutils.cache import default_cache_dir, hash_key, save_json
-from lidutils.stats import (
-    ALPHA, corr, corr_batch, fisher_ci, label, MIN_N_VERDICT, pearson_rows, verdict_batch,
-)
+from lidutils.resampling import pearson_rows
+from lidutils.stats import ALPHA, corr, corr_batch, fisher_ci, label, MIN_N_VERDICT, verdict_batch
 
 __all__ = [
     "power",

@@ -1,4 +1,6 @@
-"""The record builder: one correlation record per analysis (r, CI, p, n, power, verdict), Holm over secondaries, and writing a claim's results file."""
+"""The record builder: one correlation record per analysis (r, CI, p, n, power, verdict), Holm
+over secondaries, and writing a claim's results file.
+"""
 from __future__ import annotations
 
 import warnings

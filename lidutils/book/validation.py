@@ -1,4 +1,6 @@
-"""Validation worlds through the claim code: the synthetic worlds' records and the validation chapter's summary."""
+"""Validation worlds through the claim code: the synthetic worlds' records and the validation
+chapter's summary.
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""The zoo's data: named training sets, their split and fingerprint (:class:`ZooData`), and the probe images in the training format."""
+"""The zoo's data: named training sets, their split and fingerprint (:class:`ZooData`), and the
+probe images in the training format.
+"""
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,6 @@
-"""The zoo's design: which networks are trained (entries, grids, the controlled and factorial designs, the design table)."""
+"""The zoo's design: which networks are trained (entries, grids, the controlled and factorial
+designs, the design table).
+"""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,6 @@
-"""The zoo's training engine: deterministic training of one entry, workers, :func:`train_zoo`, and the readers of what it wrote (summary, embeddings, learning curves, checkpoints)."""
+"""The zoo's training engine: deterministic training of one entry, workers, :func:`train_zoo`,
+and the readers of what it wrote (summary, embeddings, learning curves, checkpoints).
+"""
 from __future__ import annotations
 
 import contextlib
