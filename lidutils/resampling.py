@@ -111,7 +111,7 @@ def bootstrap_rows(x, y, z, method, n_boot, rng):
 
 
 def permutation_p(rx, ry, r_obs, n_perm, rng):
-    """Two-sided permutation p = (b + 1) / (m + 1), b = #{|r_perm| >= |r_obs|}.
+    """Two-sided permutation p = (b + 1) / (m + 1), ``b = #{|r_perm| >= |r_obs|}``.
 
     ``rx``, ``ry`` are already transformed (ranked and/or residualised), so each
     permutation costs one Pearson correlation.
