@@ -10,11 +10,12 @@ from lidutils import rsatools, stats
 from lidutils.book import measures, paper_tier as PT
 from lidutils.book.measures import lid_col
 from lidutils.book.paper_tier import PAPER_ROIS
+from lidutils.book.analyses import cell_partial, primary_analysis
 from lidutils.book.params import MIN_N
 from lidutils.book.plotting import surface_maps as draw
-from lidutils.book.records import member_units, unit_groups
+from lidutils.book.records import member_units, unit_groups, write
 from lidutils.book.report import to_plain
-from lidutils.book.study import primary_population
+from lidutils.book.study import primary_population, replication_populations
 
 
 def model_rdms(study, name, metric="correlation"):
@@ -318,3 +319,63 @@ def brain_regions(study):
     scored = list(pd.unique(study.pop.brain_scores["roi"]))
     rois = [r for r in PAPER_ROIS if r in scored] + [r for r in scored if r not in PAPER_ROIS]
     return rois, ("EBA" if "EBA" in rois else rois[-1])
+
+
+# --------------------------------------------------------------------------- chapter 03's blocks
+def c2_records(study, primary, tests, rois):
+    """C2's records: the primary analysis and LID vs each region's *partial* brain score.
+
+    The partial score removes the low-level baselines of the brain test
+    (:func:`lidutils.book.analyses.cell_partial`); every record is marked uninformative
+    where the brain test cannot rank the models (:func:`mark_uninformative`).
+    ``primary`` is :func:`~lidutils.book.analyses.primary_analysis`'s result, ``tests``
+    :func:`brain_test` per population. Returns ``(table, records)``.
+    """
+    summary, partial = tests[primary["name"]]
+    t = primary["table"].join(cell_partial(study, primary["name"], partial))
+    lid = lid_col(primary["k"])
+    sec = [study.correlate("C2", t, lid, f"partial_{roi}", population=primary["name"], k=primary["k"],
+                           label=f"{primary['name']}: LID vs partial_{roi} (pearson)")
+           for roi in rois if f"partial_{roi}" in t]
+    return t, mark_uninformative(primary["records"] + sec, summary, study=study, table=t)
+
+
+def c2_replications(study, primary, tests, top,
+                    natural=("ImageNet models", "ImageNet models + random controls")):
+    """C2's primary analysis (as secondaries) in the replication populations, marked like :func:`c2_records`."""
+    others = []
+    for n in replication_populations(study, primary["name"], natural=natural):
+        o = primary_analysis(study, "C2", f"brain_{top}", name=n, brain=True, role="secondary")
+        others += mark_uninformative(o["records"], tests[n][0], study=study,
+                                     table=o["table"].join(cell_partial(study, n, tests[n][1])))
+    return others
+
+
+def c7_records(study, primary, table, summary, rois, top):
+    """C7's records: LID vs each region's brain score, per subject, and the higher-minus-lower contrast.
+
+    Returns ``(per_roi, per_subject, comparison)``; ``comparison`` is None with one region.
+    """
+    lid = lid_col(primary["k"])
+    per_roi = {roi: study.correlate("C7", table, lid, f"brain_{roi}", population=primary["name"],
+                                    k=primary["k"], label=f"{primary['name']}: LID vs RSA {roi} (pearson)")
+               for roi in rois}
+    per_roi = {roi: mark_uninformative([rec], summary, study=study, table=table)[0]
+               for roi, rec in per_roi.items() if rec is not None}
+    subj = mark_uninformative(per_subject_records(study, "C7", primary["name"], table, primary["k"]), summary,
+                              study=study, table=table)
+    comp = compare_regions(study, table, lid, f"brain_{rois[0]}", f"brain_{top}") if top != rois[0] else None
+    return per_roi, subj, comp
+
+
+def write_c7(study, per_roi, subj, comp, rois, top, notebook="03_model_brain"):
+    """Write C7's results file when it can be tested (two regions or more, the top one scored).
+
+    C7 compares regions: with one region (or none scored) it is not tested and nothing is
+    written (returns None). The verdict is :func:`c7_verdict`'s.
+    """
+    if len(per_roi) < 2 or top not in per_roi:
+        return None
+    v7, why7 = c7_verdict(per_roi, comp, subj, [rois[0], top])
+    return write(study, "C7", [per_roi[top]] + [per_roi[r] for r in rois if r != top] + subj,
+                 per_roi[top]["analysis"], notebook=notebook, verdict=v7, reason=why7, extra=dict(comparison=comp))

@@ -32,11 +32,11 @@ from lidutils.book.analyses import (  # noqa: F401
 from lidutils.book.brain import (  # noqa: F401
     model_rdms, brain_test, mark_uninformative, per_subject_records, c7_verdict, compare_regions,
     reference_records, brain_references, brain_showcase, brain_test_frame, ceiling_and_baseline,
-    cortical_maps, brain_regions,
+    cortical_maps, brain_regions, c2_records, c2_replications, c7_records, write_c7,
 )
 from lidutils.book.local_global import (  # noqa: F401
     c4_targets, C4_GLOBALS, local_global, contrast_record, local_global_frame, k_trend, c4_verdict,
-    c4_records,
+    c4_records, c4_rule,
 )
 from lidutils.book.validation import (  # noqa: F401
     world_claims, validation_summary, save_validation,

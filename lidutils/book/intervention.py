@@ -82,5 +82,5 @@ from lidutils.book.intervention_measures import (  # noqa: F401
 )
 from lidutils.book.intervention_verdict import (  # noqa: F401
     validate_penalty, penalty_validation, validation_text, arm, records, claim_verdict,
-    write_result, norm_control, interpretation, brain_context,
+    write_result, norm_control, interpretation, brain_context, result_extra,
 )

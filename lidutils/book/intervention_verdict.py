@@ -372,10 +372,11 @@ def interpretation(verdict, recs, diffs, checks=None, norm=None):
     return text
 
 
-def brain_context(brain, images, method="spearman"):
+def brain_context(brain, images, method="spearman", table=None):
     """Per region: leave-one-subject-out noise ceiling (lower, upper) and the raw-pixel
     RDM's mean RSA over subjects (:func:`lidutils.rsatools.noise_ceiling`,
-    :func:`~lidutils.rsatools.pixel_rdm`, :func:`~lidutils.rsatools.rsa_many`)."""
+    :func:`~lidutils.rsatools.pixel_rdm`, :func:`~lidutils.rsatools.rsa_many`); with the
+    measurement ``table``, the networks' mean and best brain score per region in front."""
 
     pix = pixel_rdm(images)
     rows = {}
@@ -383,4 +384,16 @@ def brain_context(brain, images, method="spearman"):
         nc = noise_ceiling(rdms, method=method)
         rows[roi] = dict(ceiling_low=float(nc["lower"]), ceiling_high=float(nc["upper"]),
                          pixels=float(rsa_many(pix, rdms, method=method).mean()))
-    return pd.DataFrame.from_dict(rows, orient="index")
+    ctx = pd.DataFrame.from_dict(rows, orient="index")
+    if table is not None:
+        ctx.insert(0, "networks (max)", [table[f"brain_{r}"].max() for r in ctx.index])
+        ctx.insert(0, "networks (mean)", [table[f"brain_{r}"].mean() for r in ctx.index])
+    return ctx
+
+
+def result_extra(runs, diffs, checks, validation, base, summary, norm, context):
+    """The ``extra`` block of C8's results file: checks, validation, baseline, summaries, brain context."""
+    return dict(manipulation_checks=checks, penalty_validation=validation, baseline=base.to_dict("records"),
+                paired_summary=summary.to_dict("records"), norm_control=norm.to_dict("records"),
+                fit_status=diffs["fit_status"].value_counts().to_dict(),
+                norm_ratio=runs.groupby("family")["norm_ratio"].first().to_dict(), brain_context=context.to_dict())

@@ -197,3 +197,24 @@ def test_population_layer_parameter(executed):
     with pytest.raises(ValueError, match="no module"):
         build_population(zoo_grid="smoke", include=("zoo",), cache_dir=cache, data_dir=DATA, device="cpu",
                          layer="nonexistent")
+
+
+#: What a chapter's code cell may not do itself: draw with matplotlib, compute with numpy/scipy,
+#: call the statistics directly or mark records (it calls lidutils.book for those).
+NOT_IN_A_NOTEBOOK = (r"\bplt\.", r"import matplotlib", r"\bnp\.", r"import numpy", r"\bscipy\b",
+                     r"\bst(ats)?\.(corr|partial_corr|corr_within|holm|verdict|label)\(", r"mark_uninformative\(",
+                     r"\bholm\(")
+
+
+def test_notebook_code_cells_call_the_book_layer():
+    """Notebooks read as the paper's sentences: no statistic, figure or record marking computed inline."""
+    import json
+    import re
+
+    bad = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")) + [ROOT / "book" / "claims.ipynb"]:
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                src = "".join(cell["source"])
+                bad += [f"{path.name} cell {i}: {pat}" for pat in NOT_IN_A_NOTEBOOK if re.search(pat, src)]
+    assert bad == []
