@@ -10,7 +10,7 @@ from lidutils import stats
 from lidutils.book import measures, paper
 from lidutils.book.measures import lid_col
 from lidutils.book.params import GLOBAL_FRACTION, k_grid, MIN_N, claim_k
-from lidutils.book.records import both_methods, families_of, holm_gate, member_units, within_design
+from lidutils.book.records import both_methods, families_of, holm_records, member_units, within_design
 from lidutils.book.study import primary_population
 
 
@@ -186,9 +186,7 @@ def c5_verdict(capacity, data):
     recs = {"capacity": capacity, "data": data}
     present = {s: dict(r) for s, r in recs.items() if r is not None}
     if len(present) == 2:
-        for r, ph in zip(present.values(), stats.holm([r["p"] for r in present.values()])):
-            r["p_holm"] = float(ph)
-            holm_gate(r)
+        holm_records(list(present.values()))
     v = {s: (present[s]["verdict"] if s in present else "descriptive") for s in recs}
 
     def say(s):

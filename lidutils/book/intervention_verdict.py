@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lidutils.book.records import correlate, finalize, holm_gate
+from lidutils.book.records import correlate, finalize, holm_records
 from lidutils.book.measures import lid_table
 from lidutils.book.report import write_claim
 from lidutils.lid import lid_mle
 from lidutils.penalty import batch_penalty
 from lidutils.rsatools import noise_ceiling, pixel_rdm, rsa_many
-from lidutils.stats import corr, holm
+from lidutils.stats import corr
 from .intervention_design import ARMS, PRIMARIES, UNIT, ARM_TEXT
 from .intervention_measures import torch_threads
 
@@ -195,9 +195,7 @@ def _arm_verdicts(recs, checks):
     prim = {a: next((dict(r) for r in recs if r["analysis"] == PRIMARIES[a]), None) for a in ARMS}
     present = [a for a in ARMS if prim[a] is not None]
     if len(present) > 1:
-        for a, ph in zip(present, holm([prim[a]["p"] for a in present])):
-            prim[a]["p_holm"] = float(ph)
-            holm_gate(prim[a])
+        holm_records([prim[a] for a in present])
     v = {}
     for a in ARMS:
         failed = [k.rsplit(", ", 1)[0] for k, c in checks.items() if k.endswith(f", {a}") and c != "replicated"]

@@ -11,7 +11,7 @@ from lidutils.book import measures
 from lidutils.book.analyses import measured, target_measures
 from lidutils.book.brain import brain_regions, brain_test, mark_uninformative
 from lidutils.book.params import claim_k, k_global
-from lidutils.book.records import unit_groups
+from lidutils.book.records import descriptive_interval, unit_groups
 from lidutils.verdicts import check_sign, ci_bounds, excludes
 
 
@@ -139,9 +139,9 @@ def contrast_record(local, glob, comp, members=None):
                n=int(comp["n"]), n_eff=int(comp.get("n_eff", comp["n"])),
                n_families=comp.get("n_groups") if within else None,
                ci_method="paired percentile bootstrap" + (", family-stratified" if within else ""))
-    if stats.too_few(res) and "ci_zou_low" in comp:  # descriptive: the interval valid at this n
-        res.update(ci_boot_low=res["ci_low"], ci_boot_high=res["ci_high"], ci_low=comp["ci_zou_low"],
-                   ci_high=comp["ci_zou_high"], ci_method=f"Zou (2007), Fisher z at n_eff = {res['n_eff']}")
+    if "ci_zou_low" in comp:  # descriptive below the verdict's n: the interval valid at this n
+        descriptive_interval(res, comp["ci_zou_low"], comp["ci_zou_high"],
+                             f"Zou (2007), Fisher z at n_eff = {res['n_eff']}")
     rec = {key: local.get(key) for key in ("claim", "y", "population", "method", "space", "k", "estimator", "unit",
                                            "note")}
     rec.update(res, analysis=(f"{local['population']}: |r| of local LID (K={local['k']}) minus |r| of "

@@ -100,9 +100,7 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
     lo_f, hi_f = stats.fisher_ci(res["r"], rec["n_eff"])
     rec.update(ci_fisher_low=lo_f, ci_fisher_high=hi_f, ci_method="percentile bootstrap"
                + (", family-stratified" if within else ""))
-    if stats.too_few(rec):  # descriptive: the interval valid at this n
-        rec.update(ci_boot_low=rec["ci_low"], ci_boot_high=rec["ci_high"], ci_low=lo_f, ci_high=hi_f,
-                   ci_method="Fisher z" + (f" at n_eff = {rec['n_eff']}" if within else ""))
+    descriptive_interval(rec, lo_f, hi_f, "Fisher z" + (f" at n_eff = {rec['n_eff']}" if within else ""))
     unit = _unit(table.loc[sub.index])
     rec.update(
         claim=claim, analysis=label or f"{population}: {x} vs {y} ({method}{', within family' if within else ''})",
@@ -122,6 +120,19 @@ def _powers(n, pr, sign):
     power_alt = {f"{a:+.1f}": (None if n < MIN_N else float(power_at(n, a)["power"])) for a in alts}
     power = None if pr is None or n < MIN_N else float(power_at(n, pr)["power"])
     return dict(power=power, power_r=pr, power_at=power_alt)
+
+
+def descriptive_interval(rec, low, high, method):
+    """Below :data:`lidutils.stats.MIN_N_VERDICT` units a record shows the interval valid at its n.
+
+    ``(low, high)`` (an analytic interval: Fisher z, Zou) replaces the bootstrap CI, which
+    is kept as ``ci_boot_low`` / ``ci_boot_high``; ``ci_method`` says which one is shown.
+    At or above that n the record is left as it is. Returns ``rec`` (changed in place).
+    """
+    if stats.too_few(rec):
+        rec.update(ci_boot_low=rec["ci_low"], ci_boot_high=rec["ci_high"], ci_low=low, ci_high=high,
+                   ci_method=method)
+    return rec
 
 
 def both_methods(study, claim, table, x, y, *, population, role="secondary", label=None, **kw):
@@ -178,15 +189,25 @@ def finalize(records, primary):
     heads = [records[labels.index(p)] for p in prims]
     checks = [r for r in records if r.get("role") == "manipulation check" and all(r is not h for h in heads)]
     rest = [r for r in records if all(r is not h for h in heads) and all(r is not c for c in checks)]
-    padj = stats.holm([h["p"] for h in heads]) if len(heads) > 1 else [None]
-    for h, p in zip(heads, padj):
-        h["role"], h["p_holm"] = "primary", None if p is None else float(p)
-        holm_gate(h)
-    adj = stats.holm([r["p"] for r in rest]) if rest else []
-    for r, p in zip(rest, adj):
-        r["role"], r["p_holm"] = "secondary", float(p)
-        holm_gate(r)
+    holm_records(heads, role="primary", adjust_one=False)
+    holm_records(rest, role="secondary")
     return heads + rest + checks
+
+
+def holm_records(recs, role=None, adjust_one=True):
+    """Holm-adjust the p of ``recs`` together, in place, then :func:`holm_gate` each.
+
+    Every record gets ``p_holm`` (and ``role`` when given). A single record is adjusted
+    on its own (``p_holm = p``) unless ``adjust_one=False`` (then ``p_holm`` is None: one
+    primary analysis has nothing to be adjusted against). Returns ``recs``.
+    """
+    adj = stats.holm([r["p"] for r in recs]) if len(recs) > (0 if adjust_one else 1) else [None] * len(recs)
+    for r, p in zip(recs, adj):
+        if role is not None:
+            r["role"] = role
+        r["p_holm"] = None if p is None else float(p)
+        holm_gate(r)
+    return recs
 
 
 def records_frame(records, raw=False):
