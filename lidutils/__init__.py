@@ -57,7 +57,7 @@ _API = {
     "ncsnr_to_noise_ceiling": "nsd",
     # the book: figure style, family colours, claims page
     "book_style": "book.plotting", "family_color": "book.plotting", "family_palette": "book.plotting",
-    "read_claims": "book.claims_page", "forest_plot": "book.claims_page",
+    "read_claims": "book.report", "forest_plot": "book.claims_page",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lidutils.book.plotting import VERDICT_COLORS
-from lidutils.book.report import fmt_p
+from lidutils.book.report import claim_order, fmt_p, read_claims  # noqa: F401  (read_claims: CP.read_claims)
 from lidutils.cache import atomic_path, save_json
 
 #: Claim-level fields copied onto every record row (absent -> None).
@@ -43,42 +43,6 @@ RECORD_FIELDS = ("analysis", "role", "population", "x", "y", "space", "k", "esti
 #: A record whose ``statistic`` is one of these holds a contrast, not a correlation, in
 #: ``r`` (C4: :func:`lidutils.book.claims.contrast_record`): the page names it.
 CONTRASTS = {"abs_r_difference": "Δ|r| local − global"}
-
-
-def _claim_order(cid):
-    """Sort key of claim ids: C1 < C2 < … < C10, then anything else alphabetically."""
-    s = str(cid)
-    return (0, int(s[1:]), s) if s[:1] == "C" and s[1:].isdigit() else (1, 0, s)
-
-
-def read_claims(results_dirs="results"):
-    """Read every ``C*.json`` of one or several results folders.
-
-    Parameters
-    ----------
-    results_dirs : str, Path or list of them
-        Folders holding ``<claim>.json`` files (e.g. the offline and the paper tier).
-
-    Returns
-    -------
-    list of dict
-        The claim dicts, sorted by claim id then tier. A folder that does not exist
-        contributes nothing; a file that is not valid JSON raises ``ValueError``
-        naming it.
-    """
-    dirs = [results_dirs] if isinstance(results_dirs, (str, Path)) else list(results_dirs)
-    claims = []
-    for d in dirs:
-        for f in sorted(Path(d).glob("C*.json")):
-            try:
-                c = json.loads(f.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{f.name} in {d} is not valid JSON ({exc}); re-run the notebook "
-                                 "that writes it or delete the file.") from exc
-            if not isinstance(c, dict) or "claim" not in c:
-                raise ValueError(f"{f.name} in {d} has no 'claim' field: not a claim results file.")
-            claims.append(c)
-    return sorted(claims, key=lambda c: (_claim_order(c["claim"]), str(c.get("tier") or "")))
 
 
 def _is_primary(claim, rec):
@@ -203,7 +167,7 @@ def forest_plot(records, ax=None, max_label=44):
     from matplotlib.lines import Line2D
 
     df = records.loc[records["is_primary"]].copy()
-    df = df.assign(_o=[_claim_order(c) for c in df["claim"]]).sort_values(["beyond_paper", "_o"],
+    df = df.assign(_o=[claim_order(c) for c in df["claim"]]).sort_values(["beyond_paper", "_o"],
                                                                           kind="stable")
     n = max(len(df), 1)
     if ax is None:
@@ -357,7 +321,7 @@ def claims_html(records, link_base="../", expected=()):
     prim = records.loc[records["is_primary"]]
     missing = records.loc[~records["claim"].isin(prim["claim"])].drop_duplicates("claim")
     rows = pd.concat([prim, missing]) if len(missing) else prim
-    rows = rows.assign(_o=[_claim_order(c) for c in rows["claim"]]).sort_values(
+    rows = rows.assign(_o=[claim_order(c) for c in rows["claim"]]).sort_values(
         ["beyond_paper", "_o"], kind="stable")
     n_rows = rows["claim"].value_counts()
     shown_claim = set()
@@ -387,7 +351,7 @@ def claims_html(records, link_base="../", expected=()):
         out.append(f'<tr title="{desc}"><td>{claim}</td><td>{html.escape(_paper_text(row))}</td>'
                    f'<td><abbr title="{desc}">{_ci_text(row)}</abbr></td><td class="num">{n}</td>'
                    f'<td>{cell}</td></tr>')
-    for cid in sorted(set(expected) - set(records["claim"]), key=_claim_order):
+    for cid in sorted(set(expected) - set(records["claim"]), key=claim_order):
         out.append(f'<tr><td>{html.escape(cid)}</td><td>—</td><td>—</td><td class="num">—</td>'
                    f'<td>{_badge("not run")}</td></tr>')
     out.append("</tbody></table>")
@@ -404,7 +368,7 @@ def analyses_html(records, link_base="../", summary=None):
     r [95 % CI], p, Holm p (when any record has one), power at the paper's value, verdict.
     """
     df = records.loc[records["analysis"].notna()]
-    df = df.assign(_o=[_claim_order(c) for c in df["claim"]]).sort_values(
+    df = df.assign(_o=[claim_order(c) for c in df["claim"]]).sort_values(
         ["beyond_paper", "_o"], kind="stable")
     holm = df["p_holm"].notna().any()
     head = ["claim", "analysis", "population", "n", "r [95 % CI]", "p"] + (["Holm p"] if holm else []) + \

@@ -47,8 +47,7 @@ import pandas as pd
 
 from lidutils import stats as S
 from lidutils.book import measures as M, zoo as Z
-from lidutils.book.paper import POWER_ALTERNATIVES
-from lidutils.book.power import power_at
+from lidutils.book.records import power_fields
 from lidutils.book.report import to_plain, write_claim
 
 #: The factors of the grid: name -> (unit-table column of its level, readable name,
@@ -291,18 +290,13 @@ def decomposition(table, x, y=Y):
                 n_families=int(len(means)))
 
 
-def _power(n_eff, sign):
-
-    return {f"{sign * abs(a):+.1f}": (float(power_at(n_eff, sign * abs(a))["power"]) if n_eff >= 4 else None)
-            for a in POWER_ALTERNATIVES}
-
-
 def _record(res, *, label, x, y, population, members, expected_sign, role, k=None, estimator=None, note=""):
     rec = {k_: to_plain(v) for k_, v in res.items()}
     rec.update(claim=CLAIM, analysis=label, x=x, y=y, population=population, role=role, space="pca300", k=k,
                estimator=estimator, unit="design cells", members=[str(m) for m in members],
                expected_sign=int(expected_sign), paper_r=None, excludes_zero=bool(S.excludes(res, 0.0)),
-               excludes_paper_value=None, power=None, power_r=None, power_at=_power(res["n_eff"], expected_sign),
+               excludes_paper_value=None, power=None, power_r=None,
+               power_at=power_fields(res["n_eff"], None, expected_sign)["power_at"],
                verdict=None, p_holm=None, note=note)
     return rec
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lidutils.book.zoo import CONTROLLED as D, load_embeddings, train_zoo, zoo_summary, ZooEntry
+from lidutils.book.zoo import CONTROLLED, load_embeddings, train_zoo, zoo_summary, ZooEntry
 from lidutils.penalty import matched_weight
 
 __all__ = ["Experiment", "EXPERIMENTS", "ARMS", "PRIMARIES", "experiment", "design", "entries", "run",
@@ -111,12 +111,12 @@ class Experiment:
 
 def _from_controlled(families, lambdas, seeds, n_train, epochs, noise, noise_lambdas, norm_lambdas, **kw):
 
-    cap = {f: tuple(D.capacity[f][D.ref_capacity]) for f in families}
-    kw = {"data": D.data, "embed_dim": D.embed_dim, "weight_decay": D.weight_decay, "augment": D.augment,
-          "batch_size": D.batch_size, **kw}
+    cap = {f: tuple(CONTROLLED.capacity[f][CONTROLLED.ref_capacity]) for f in families}
+    kw = {"data": CONTROLLED.data, "embed_dim": CONTROLLED.embed_dim, "weight_decay": CONTROLLED.weight_decay,
+          "augment": CONTROLLED.augment, "batch_size": CONTROLLED.batch_size, **kw}
     return Experiment(families=tuple(families), capacity=cap, lambdas=lambdas, seeds=tuple(seeds),
                       n_train=n_train, epochs=epochs, noise=noise, noise_lambdas=noise_lambdas,
-                      norm_lambdas=norm_lambdas, lr={f: D.lr[f] for f in families}, **kw)
+                      norm_lambdas=norm_lambdas, lr={f: CONTROLLED.lr[f] for f in families}, **kw)
 
 
 def _experiments():

@@ -110,11 +110,15 @@ def correlate(claim, table, x, y, *, population, role="secondary", method="pears
         excludes_paper_value=None if pr is None else bool(stats.excludes(rec, pr)),
         verdict=stats.label(rec, expected_sign=sign), p_holm=None, note=note,
     )
-    rec.update(_powers(rec["n_eff"], pr, sign))
+    rec.update(power_fields(rec["n_eff"], pr, sign))
     return rec
 
 
-def _powers(n, pr, sign):
+def power_fields(n, pr, sign):
+    """A record's power fields at ``n`` units: at the paper's r ``pr`` and at r = −0.3 / −0.5 signed like the claim.
+
+    None below :data:`MIN_N` units (and ``power`` None without a paper value).
+    """
 
     alts = [a * -sign for a in paper.POWER_ALTERNATIVES]  # -0.3/-0.5 in the claim's direction
     power_alt = {f"{a:+.1f}": (None if n < MIN_N else float(power_at(n, a)["power"])) for a in alts}

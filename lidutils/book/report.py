@@ -2,7 +2,7 @@
 
 Every claim notebook ends by writing one ``results/<claim>.json`` through
 :func:`write_claim` (via :func:`lidutils.book.claims.write`); the claims page reads them
-back with :func:`load_claims` / :func:`claims_table`. The paper's numbers come from
+back with :func:`read_claims` / :func:`claims_table`. The paper's numbers come from
 :mod:`lidutils.book.paper` only; claims that go beyond the paper (C8, the intervention)
 are declared in :data:`BEYOND_PAPER`.
 
@@ -97,10 +97,40 @@ def write_claim(claim, analyses, *, out_dir="results", primary=None, verdict=Non
     return out
 
 
-def load_claims(results_dir="results"):
-    """Read every ``C*.json`` results file of ``results_dir`` into a list of dicts."""
-    files = sorted(Path(results_dir).glob("C*.json"))
-    return [json.loads(f.read_text()) for f in files]
+def claim_order(cid):
+    """Sort key of claim ids: C1 < C2 < … < C10, then anything else alphabetically."""
+    s = str(cid)
+    return (0, int(s[1:]), s) if s[:1] == "C" and s[1:].isdigit() else (1, 0, s)
+
+
+def read_claims(results_dirs="results"):
+    """Read every ``C*.json`` of one or several results folders.
+
+    Parameters
+    ----------
+    results_dirs : str, Path or list of them
+        Folders holding ``<claim>.json`` files (e.g. the offline and the paper tier).
+
+    Returns
+    -------
+    list of dict
+        The claim dicts, sorted by claim id then tier. A folder that does not exist
+        contributes nothing; a file that is not valid JSON raises ``ValueError``
+        naming it.
+    """
+    dirs = [results_dirs] if isinstance(results_dirs, (str, Path)) else list(results_dirs)
+    claims = []
+    for d in dirs:
+        for f in sorted(Path(d).glob("C*.json")):
+            try:
+                c = json.loads(f.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{f.name} in {d} is not valid JSON ({exc}); re-run the notebook "
+                                 "that writes it or delete the file.") from exc
+            if not isinstance(c, dict) or "claim" not in c:
+                raise ValueError(f"{f.name} in {d} has no 'claim' field: not a claim results file.")
+            claims.append(c)
+    return sorted(claims, key=lambda c: (claim_order(c["claim"]), str(c.get("tier") or "")))
 
 
 def claims_table(results_dir="results", all_analyses=False):
@@ -109,7 +139,7 @@ def claims_table(results_dir="results", all_analyses=False):
     One row per claim (its primary analysis), or per analysis when
     ``all_analyses=True``. Claims without a results file are listed as "not run".
     """
-    found = {c["claim"]: c for c in load_claims(results_dir)}
+    found = {c["claim"]: c for c in read_claims(results_dir)}
     rows = []
     for cid in ALL_CLAIMS:
         c = found.get(cid)
