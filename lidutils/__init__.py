@@ -33,7 +33,7 @@ _API = {
     # statistics
     "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
     "corr_batch": "stats", "verdict_batch": "stats", "excludes": "stats", "holm": "stats",
-    "compare_dependent": "stats", "c4_rule": "book.local_global", "corr_within": "stats", "label": "stats",
+    "compare_dependent": "dependent", "c4_rule": "book.local_global", "corr_within": "stats", "label": "stats",
     "fisher_ci": "stats", "rmcorr": "stats",
     "power_at": "book.power", "claim_power": "book.power", "paper_r": "book.paper",
     # data, models, features

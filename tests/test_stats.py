@@ -3,9 +3,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from lidutils.dependent import compare_dependent, steiger_z, zou_ci
 from lidutils.stats import (
-    VERDICTS, compare_dependent, corr, corr_batch, corr_table, excludes, holm, partial_corr,
-    steiger_z, verdict, verdict_batch,
+    VERDICTS, corr, corr_batch, corr_table, excludes, holm, partial_corr,
+    verdict, verdict_batch,
 )
 from lidutils import stats as S
 
@@ -424,7 +425,6 @@ def test_fisher_ci_matches_the_formula():
 
 
 def test_zou_interval_covers_the_difference_of_dependent_correlations_at_small_n():
-    from lidutils.stats import zou_ci
 
     # Zou (2007), overlapping correlations: r1 = .396, r2 = .179, r12 = .088, n = 66 -> about (-0.09, 0.52)
     lo, hi = zou_ci(0.396, 0.179, 0.088, 66)

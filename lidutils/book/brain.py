@@ -8,14 +8,15 @@ import pandas as pd
 
 from lidutils import rsatools, stats
 from lidutils.book import measures, paper_tier as PT
+from lidutils.book.analyses import cell_partial, primary_analysis
 from lidutils.book.measures import lid_col
 from lidutils.book.paper_tier import PAPER_ROIS
-from lidutils.book.analyses import cell_partial, primary_analysis
 from lidutils.book.params import MIN_N
 from lidutils.book.plotting import surface_maps as draw
 from lidutils.book.records import member_units, unit_groups, write
 from lidutils.book.report import to_plain
 from lidutils.book.study import primary_population, replication_populations
+from lidutils.dependent import compare_dependent
 
 
 def model_rdms(study, name, metric="correlation"):
@@ -188,7 +189,7 @@ def compare_regions(study, table, x, y_low, y_high, design=None):
     if len(sub) < MIN_N:
         return None
     try:
-        return stats.compare_dependent(sub[x].to_numpy(), sub[y_high].to_numpy(), sub[y_low].to_numpy(),
+        return compare_dependent(sub[x].to_numpy(), sub[y_high].to_numpy(), sub[y_low].to_numpy(),
                                    method=study.params.get("method", "pearson"),
                                    n_boot=study.params.get("n_boot", 2000), seed=study.params.get("seed", 0),
                                    groups=unit_groups(table, sub.index, design))

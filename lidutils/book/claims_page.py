@@ -20,7 +20,6 @@ Nothing here computes a statistic; every number is read from the results files.
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 

@@ -12,6 +12,7 @@ from lidutils.book.analyses import measured, target_measures
 from lidutils.book.brain import brain_regions, brain_test, mark_uninformative
 from lidutils.book.params import claim_k, k_global
 from lidutils.book.records import descriptive_interval, unit_groups
+from lidutils.dependent import compare_dependent
 from lidutils.verdicts import check_sign, ci_bounds, excludes
 
 
@@ -87,7 +88,7 @@ def local_global(study, claim, name, y, table=None, estimator="mle", design=None
         sub = t.loc[[m for m in local["members"] if m in rec["members"]], [lcol, col, y]]
         sub = sub.apply(pd.to_numeric, errors="coerce").dropna()
         try:
-            comp = stats.compare_dependent(sub[y].to_numpy(), sub[lcol].to_numpy(), sub[col].to_numpy(),
+            comp = compare_dependent(sub[y].to_numpy(), sub[lcol].to_numpy(), sub[col].to_numpy(),
                                        method=study.params.get("method", "pearson"),
                                        n_boot=study.params.get("n_boot", 2000), seed=study.params.get("seed", 0),
                                        groups=unit_groups(t, sub.index, design))

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lidutils.book.local_global import c4_rule
-from lidutils.stats import compare_dependent, corr
+from lidutils.dependent import compare_dependent
+from lidutils.stats import corr
 
 
 def _three(n, r1, r2, r12, seed):
