@@ -1,4 +1,4 @@
-"""Comparing two dependent correlations that share a variable: is |r(x, y1)| larger than |r(x, y2)|?
+"""Comparing two dependent correlations that share a variable: is ``|r(x, y1)|`` larger than ``|r(x, y2)|``?
 
 :func:`steiger_z` (Steiger 1980, eq. 14), :func:`zou_ci` (Zou 2007: an
 interval for the difference built from the two Fisher-z intervals) and
