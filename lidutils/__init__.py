@@ -5,8 +5,18 @@ Representations Predicts Alignment and Generalization in AI Models and Human Bra
 (arXiv 2601.22722). Arrays in, numpy arrays out; torch inside (``device="auto"``
 uses CUDA when present).
 
-Public names are imported lazily, so ``import lidutils`` stays fast and the
-heavier sub-modules (models, zoo, datasets) load only when used.
+Two layers. The utility is this package's flat modules (``neighbors``, ``lid``,
+``global_dim``, ``alignment``, ``ridge``, ``encoding``, ``rsatools``, ``stats``,
+``resampling``, ``verdicts``, ``dependent``, ``penalty``, ``cache``; data and model loading
+beside them: ``datasets``, ``loaders``, ``nsd``, ``standins``, ``models``, ``archs``,
+``features``, ``degrade``, ``sweep``); it knows nothing of the book. The book's experiment
+is :mod:`lidutils.book`, which imports the utility and never the reverse.
+
+This file is only imports and organisation: public names are imported lazily, so
+``import lidutils`` stays fast and the heavier modules load only when used. The names
+of the book layer listed below (``train_zoo``, ``power_at``, ...) stay here for
+compatibility; the flat module paths of the book (``lidutils.claims``, ...) are aliases
+of the ``lidutils.book`` modules for one release.
 """
 from __future__ import annotations
 
