@@ -1,9 +1,9 @@
 """Differentiable mini-batch penalties on an embedding: local dimension and a norm control.
 
-The intervention experiment (``notebooks/06_intervention``, :mod:`lidutils.book.intervention`)
+The intervention experiment (``notebooks/06_intervention``, :mod:`lidutils.intervention`)
 adds ``lam * batch_penalty(emb, kind, k)`` to a network's training loss, where ``emb``
-is the mini-batch's penultimate-layer embedding (:mod:`lidutils.book.zoo` does this when a
-:class:`~lidutils.book.zoo.ZooEntry` has ``penalty_weight != 0``). ``lam > 0`` pushes the
+is the mini-batch's penultimate-layer embedding (:mod:`lidutils.zoo` does this when a
+:class:`~lidutils.zoo.ZooEntry` has ``penalty_weight != 0``). ``lam > 0`` pushes the
 penalised quantity down, ``lam < 0`` up.
 
 ``kind="lid"``: the batch Levina–Bickel estimate
