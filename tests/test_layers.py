@@ -70,11 +70,24 @@ def package_imports(root):
     return out
 
 
+def shim_targets(root):
+    """``{old path: book module}`` of the one-line shims (an import of a shim is an import of its target)."""
+    out = {}
+    for path in root.glob("*.py"):
+        src = path.read_text()
+        if SHIM_MARK in src:
+            node = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom))
+            out[_module_name(path, root)] = f"{node.module}.{node.names[0].name}"
+    return out
+
+
 def problems(root):
     """Every breach of the layering rules, as readable lines (empty: all kept)."""
     top = root.name
     book = f"{top}.{BOOK}"
     imports = package_imports(root)
+    shims = shim_targets(root)
+    imports = {m: [(shims.get(t, t), n, line, f) for t, n, line, f in rows] for m, rows in imports.items()}
     bad = []
     graph = {m: set() for m in imports}
     for module, rows in imports.items():
@@ -130,6 +143,9 @@ def _fake(tmp_path, files):
     ({"a.py": "def f():\n    from pkg.b import y\n    return y\n", "b.py": "y = 1\n"}, "inside a function"),
     ({"a.py": "from pkg.b import _hidden\n", "b.py": "_hidden = 1\n"}, "private names"),
     ({"book/c.py": "from .d import z\n", "book/d.py": "from pkg.book import c\nz = 1\n"}, "import cycle"),
+    ({"a.py": "from pkg import old\n", "book/c.py": "x = 1\n",
+      "old.py": "import sys; from pkg.book import c as _m; sys.modules[__name__] = _m\n"},
+     "utility module imports the book layer"),
 ])
 def test_the_layer_check_fails_on_a_breach(tmp_path, files, expected):
     bad = problems(_fake(tmp_path, files))
