@@ -63,7 +63,7 @@ _API = {
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
     # paper tier (and its dry run on stand-ins)
     "build_paper_population": "book.paper_tier", "read_bundle": "book.paper_tier", "write_bundle": "book.paper_tier",
-    "paper_model": "book.paper_tier", "vertexwise_corr": "book.paper_tier", "make_nsd_layout": "standins",
+    "paper_model": "book.paper_tier", "vertexwise_corr": "surface", "make_nsd_layout": "standins",
     "ncsnr_to_noise_ceiling": "nsd",
     # the book: figure style, family colours, claims page
     "book_style": "book.plotting", "family_color": "book.plotting", "family_palette": "book.plotting",

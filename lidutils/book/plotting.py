@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from lidutils.book.paper_tier import to_fsaverage5
 from lidutils.stats import format_corr
+from lidutils.surface import to_fsaverage5
 
 sns.set_theme(context="notebook", style="whitegrid")
 
@@ -270,7 +270,7 @@ def surface_maps(maps, fsaverage_index, title=None, cmap="RdBu_r", vmax=None, sy
         e.g. ``PaperRun.vertex_r2[subject][model]``.
     fsaverage_index : dict {hemi: array}
         fsaverage vertex of each value (vertices >= 10 242 are not on fsaverage5 and
-        are not drawn; :func:`lidutils.book.paper_tier.to_fsaverage5`).
+        are not drawn; :func:`lidutils.surface.to_fsaverage5`).
     title : str, optional
     cmap : str
     vmax : float, optional
