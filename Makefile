@@ -55,7 +55,7 @@ dryrun: $(STAMP)
 check-book: $(STAMP) browser
 	$(PY) scripts/check_book.py
 
-# Headless Chromium + chromedriver (Debian packages) for check-book and tests/test_book.py.
+# Headless Chromium + chromedriver (Debian packages) for check-book and tests/book/test_book.py.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  echo "[browser] chromium/chromedriver missing: apt-get install -y chromium chromium-driver"; \

@@ -5,8 +5,18 @@ Representations Predicts Alignment and Generalization in AI Models and Human Bra
 (arXiv 2601.22722). Arrays in, numpy arrays out; torch inside (``device="auto"``
 uses CUDA when present).
 
-Public names are imported lazily, so ``import lidutils`` stays fast and the
-heavier sub-modules (models, zoo, datasets) load only when used.
+Two layers. The utility is this package's flat modules (``neighbors``, ``lid``,
+``global_dim``, ``alignment``, ``ridge``, ``encoding``, ``rsatools``, ``stats``,
+``resampling``, ``verdicts``, ``dependent``, ``penalty``, ``cache``; data and model loading
+beside them: ``datasets``, ``loaders``, ``nsd``, ``standins``, ``models``, ``archs``,
+``features``, ``degrade``, ``sweep``); it knows nothing of the book. The book's experiment
+is :mod:`lidutils.book`, which imports the utility and never the reverse.
+
+This file is only imports and organisation: public names are imported lazily, so
+``import lidutils`` stays fast and the heavier modules load only when used. The names
+of the book layer listed below (``train_zoo``, ``power_at``, ...) stay here for
+compatibility; the flat module paths of the book (``lidutils.claims``, ...) are aliases
+of the ``lidutils.book`` modules for one release.
 """
 from __future__ import annotations
 
@@ -33,9 +43,9 @@ _API = {
     # statistics
     "corr": "stats", "partial_corr": "stats", "verdict": "stats", "corr_table": "stats",
     "corr_batch": "stats", "verdict_batch": "stats", "excludes": "stats", "holm": "stats",
-    "compare_dependent": "stats", "c4_rule": "stats", "corr_within": "stats", "label": "stats",
+    "compare_dependent": "dependent", "c4_rule": "book.local_global", "corr_within": "stats", "label": "stats",
     "fisher_ci": "stats", "rmcorr": "stats",
-    "power_at": "power", "claim_power": "power", "paper_r": "paper",
+    "power_at": "book.power", "claim_power": "book.power", "paper_r": "book.paper",
     # data, models, features
     "load_algonauts92": "datasets", "load_rdm_dataset": "datasets",
     "load_imagenet_sample": "datasets",
@@ -44,20 +54,20 @@ _API = {
     "degradation_series": "degrade", "weight_noise": "degrade", "magnitude_prune": "degrade",
     "blur": "degrade", "downsample": "degrade",
     # model zoo, synthetic worlds, sweeps
-    "train_zoo": "zoo", "zoo_summary": "zoo", "load_embeddings": "zoo",
+    "train_zoo": "book.zoo", "zoo_summary": "book.zoo", "load_embeddings": "book.zoo",
     "load_animal_mnist": "loaders", "load_fashion_mnist": "loaders",
-    "design_table": "zoo", "load_learning_curve": "zoo",
+    "design_table": "book.zoo", "load_learning_curve": "book.zoo",
     # intervention (C8): a differentiable LID penalty
     "batch_penalty": "penalty", "matched_weight": "penalty",
-    "make_world": "simulate", "claim_analysis": "simulate", "power_table": "power",
+    "make_world": "book.simulate", "claim_analysis": "book.simulate", "power_table": "book.power",
     "run_sweep": "sweep", "sweep_table": "sweep", "model_task": "sweep",
     # paper tier (and its dry run on stand-ins)
-    "build_paper_population": "paper_tier", "read_bundle": "paper_tier", "write_bundle": "paper_tier",
-    "paper_model": "paper_tier", "vertexwise_corr": "paper_tier", "make_nsd_layout": "standins",
+    "build_paper_population": "book.paper_tier", "read_bundle": "book.paper_tier", "write_bundle": "book.paper_tier",
+    "paper_model": "book.paper_tier", "vertexwise_corr": "surface", "make_nsd_layout": "standins",
     "ncsnr_to_noise_ceiling": "nsd",
     # the book: figure style, family colours, claims page
-    "book_style": "plotting", "family_color": "plotting", "family_palette": "plotting",
-    "read_claims": "claims_page", "forest_plot": "claims_page",
+    "book_style": "book.plotting", "family_color": "book.plotting", "family_palette": "book.plotting",
+    "read_claims": "book.report", "forest_plot": "book.claims_page",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._device import resolve_device, to_tensor
-from ._validation import as_2d_float, check_finite, check_k, check_paired, check_representation
-from .neighbors import knn
-from .ridge import DEFAULT_ALPHAS, pca_fit_transform, r2_columns, r2_weighted, ridge_cv_predict
-from .rsatools import RDM_METRICS, RSA_METHODS, rdm, rsa  # noqa: F401  (re-exported: lidutils.alignment.rdm/rsa)
+from lidutils._device import resolve_device, to_tensor
+from lidutils._validation import as_2d_float, check_finite, check_k, check_paired, check_representation
+from lidutils.neighbors import knn
+from lidutils.ridge import DEFAULT_ALPHAS, pca_fit_transform, r2_columns, r2_weighted, ridge_cv_predict
+from lidutils.rsatools import rdm, RDM_METRICS, rsa, RSA_METHODS
 
 METRICS = ("mutual_knn", "cka", "ridge", "rsa")
 
@@ -201,13 +201,13 @@ def linear_cka(A, B, debiased=False, device="auto"):
 
 # --------------------------------------------------------------------------- ridge
 
-def _outer_folds(n, n_folds, seed):
+def outer_folds(n, n_folds, seed):
     """Shuffled outer folds as (train, test) index arrays; depends only on (n, n_folds, seed)."""
     perm = np.random.default_rng(seed).permutation(n)
     return [(np.setdiff1d(perm, test), test) for test in np.array_split(perm, n_folds)]
 
 
-def _fold_pcs(X, folds, n_pcs, device):
+def fold_pcs(X, folds, n_pcs, device):
     """Per outer fold, (train PCs, test PCs) of X with PCs fitted on the training rows."""
     return [pca_fit_transform(X[tr], X[te], n_pcs, device=device) for tr, te in folds]
 
@@ -223,7 +223,7 @@ def _ridge_from_pcs(src, tgt, alphas, inner_folds, seed, score, device):
     return float(np.mean(scores))
 
 
-def _check_ridge_args(n, n_pcs, n_folds, score):
+def check_ridge_args(n, n_pcs, n_folds, score):
     if score not in ("weighted", "mean"):
         raise ValueError(f"score must be 'weighted' or 'mean', got {score!r}.")
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
@@ -290,9 +290,9 @@ def ridge_alignment(A, B, n_pcs=300, n_folds=5, alphas=None, seed=0, return_dire
     A = check_representation(A, "A", duplicates="ignore")
     B = check_representation(B, "B", duplicates="ignore")
     check_paired(A, B)
-    _check_ridge_args(A.shape[0], n_pcs, n_folds, score)
-    folds = _outer_folds(A.shape[0], n_folds, seed)
-    pa, pb = _fold_pcs(A, folds, n_pcs, device), _fold_pcs(B, folds, n_pcs, device)
+    check_ridge_args(A.shape[0], n_pcs, n_folds, score)
+    folds = outer_folds(A.shape[0], n_folds, seed)
+    pa, pb = fold_pcs(A, folds, n_pcs, device), fold_pcs(B, folds, n_pcs, device)
     common = (alphas, inner_folds, seed, score, device)
     return _ridge_result(_ridge_from_pcs(pa, pb, *common), _ridge_from_pcs(pb, pa, *common), return_directions)
 
@@ -372,10 +372,10 @@ def alignment_matrix(reps, metric="mutual_knn", **kwargs):
             raise ValueError(f"Unexpected keyword argument(s) for metric='ridge': {sorted(unknown)}.")
         opts.update(kwargs)
         n = next(iter(n_rows.values()))
-        _check_ridge_args(n, opts["n_pcs"], opts["n_folds"], opts["score"])
-        folds = _outer_folds(n, opts["n_folds"], opts["seed"])
+        check_ridge_args(n, opts["n_pcs"], opts["n_folds"], opts["score"])
+        folds = outer_folds(n, opts["n_folds"], opts["seed"])
         # PCs once per representation and fold, reused by every pair
-        pcs = {nm: _fold_pcs(arrays[nm], folds, opts["n_pcs"], opts["device"]) for nm in names}
+        pcs = {nm: fold_pcs(arrays[nm], folds, opts["n_pcs"], opts["device"]) for nm in names}
         common = (opts["alphas"], opts["inner_folds"], opts["seed"], opts["score"], opts["device"])
         symmetric = False
 

@@ -41,9 +41,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from .rsatools import check_rdms as _check_rdms
-from .rsatools import noise_ceiling  # noqa: F401  (re-exported: lidutils.datasets.noise_ceiling)
-from .cache import default_cache_dir, file_sha256, hash_key, save_json
+from lidutils.cache import atomic_path, default_cache_dir, file_sha256, hash_key, save_json
+from lidutils.rsatools import check_rdms as _check_rdms, noise_ceiling
 
 __all__ = [
     "DataError", "UPSTREAM", "registry", "fetch_file", "fetch_files", "load_algonauts92",
@@ -107,7 +106,7 @@ def _upstream_url(rel):
     return None
 
 
-def _resolve_data_dir(data_dir):
+def resolve_data_dir(data_dir):
     if data_dir is None:
         data_dir = os.environ.get(DATA_ENV) or None
     if data_dir is None:
@@ -197,7 +196,7 @@ def fetch_files(rels, data_dir=None, progress=False):
     unknown = [r for r in rels if r not in reg]
     if unknown:
         raise ValueError(f"unknown data file(s) {unknown[:3]}; known files are listed in lidutils/registry/data.txt.")
-    mirror = _resolve_data_dir(data_dir)
+    mirror = resolve_data_dir(data_dir)
     root = mirror if mirror is not None else default_cache_dir() / "data"
     stamps = _Stamps(root)
     out = []
@@ -233,7 +232,6 @@ def _download(rel, digest, root, progress):
     path = root / rel
     url = _upstream_url(rel)
     if url is None:  # categories.csv: rebuilt from the embedded ranges
-        from .cache import atomic_path
         with atomic_path(path) as tmp:
             Path(tmp).write_bytes(_categories_csv_bytes())
         _check_hash(path, digest, "rebuilt")

@@ -41,7 +41,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import hash_key
+from lidutils.cache import hash_key
+from lidutils.datasets import load_imagenet_sample
+from lidutils.features import as_images, extract, model_weights_id, to_pil
+from lidutils.models import load_model
 
 __all__ = ["weight_noise", "magnitude_prune", "blur", "downsample", "degradation_series",
            "DegradationSeries", "DEFAULT_LEVELS", "KINDS"]
@@ -78,9 +81,8 @@ def _copy_model(model, tag):
     vars(new).pop("_lidutils_state_hash", None)
     info = getattr(model, "lidutils_info", None)
     if info is not None:
-        from .features import _weights_id
 
-        wid = hash_key(_weights_id(model, info), tag)
+        wid = hash_key(model_weights_id(model, info), tag)
         new.lidutils_info = dataclasses.replace(info, name=f"{info.name}~{tag}", weights_id=wid, top1=float("nan"),
                                                 top1_source="degraded copy: no published top-1")
     return new
@@ -203,9 +205,8 @@ def magnitude_prune(model, fraction, scope="layer"):
 
 # ----------------------------------------------------------------------------- inputs
 def _pil_items(images):
-    from .features import _as_images, _to_pil
 
-    return [_to_pil(it) for it in _as_images(images)]
+    return [to_pil(it) for it in as_images(images)]
 
 
 def blur(images, sigma):
@@ -294,7 +295,6 @@ class DegradationSeries:
 
 
 def _pick_photos(n_photos, data_dir):
-    from .datasets import load_imagenet_sample
 
     sample = load_imagenet_sample(data_dir=data_dir)
     n_all = len(sample.image_paths)
@@ -356,8 +356,6 @@ def degradation_series(name, kind, levels=None, images=None, n_photos=300, seed=
     -------
     DegradationSeries
     """
-    from .features import extract
-    from .models import load_model
 
     if kind not in DEFAULT_LEVELS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}.")

@@ -35,7 +35,7 @@ held-out predictions ``(n_test, n_voxels)`` float64 are held in host memory
 (device memory stays bounded by the chunk).
 
 Noise ceiling (:func:`split_half_noise_ceiling`)
------------------------------------------------
+------------------------------------------------
 With two independent measurements (halves of the repeats) of each image, the
 split-half reliability of voxel ``v`` is the Pearson correlation across images
 :math:`r_v = \\mathrm{corr}(y^{(1)}_v, y^{(2)}_v)`, and the Spearman-Brown
@@ -60,8 +60,8 @@ import pandas as pd
 from sklearn.model_selection import KFold
 from sklearn.utils import Bunch
 
-from ._validation import as_2d_float, check_finite
-from .ridge import DEFAULT_TARGET_CHUNK, pca_fit_transform, r2_columns, ridge_cv_predict
+from lidutils._validation import as_2d_float, check_finite
+from lidutils.ridge import DEFAULT_TARGET_CHUNK, pca_fit_transform, r2_columns, ridge_cv_predict
 
 __all__ = ["encoding_alignment", "split_half_noise_ceiling", "roi_summary"]
 

@@ -40,16 +40,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _progress
-from ._device import resolve_device
-from .cache import computing, default_cache_dir, file_sha256, hash_key, load_npz, save_npz
+from lidutils import _progress
+from lidutils._device import resolve_device
+from lidutils.cache import computing, default_cache_dir, file_sha256, hash_key, load_npz, save_npz
+from lidutils.models import load_model, ModelInfo
 
 __all__ = ["extract", "layer_names", "image_content_hash"]
 
 _CACHE_VERSION = 1
 
 
-def _as_images(images):
+def as_images(images):
     """Normalise ``images`` to a list of items: uint8 HxWx3 arrays, PIL images or Paths."""
     from PIL import Image
 
@@ -84,7 +85,7 @@ def _as_images(images):
 
 def image_content_hash(images):
     """SHA-256 of the image contents (array bytes, PIL pixels or file bytes), in order."""
-    items = _as_images(images)
+    items = as_images(images)
     h = hashlib.sha256()
     for it in items:
         if isinstance(it, Path):
@@ -96,7 +97,7 @@ def image_content_hash(images):
     return h.hexdigest()
 
 
-def _to_pil(item):
+def to_pil(item):
     from PIL import Image
 
     if isinstance(item, Path):
@@ -110,7 +111,6 @@ def _to_pil(item):
 
 
 def _resolve_model(model, device):
-    from .models import ModelInfo, load_model
 
     if isinstance(model, str):
         return load_model(model, device=device)
@@ -128,7 +128,6 @@ def _resolve_model(model, device):
 def _info_from_module(model):
     from timm.data import resolve_data_config
 
-    from .models import ModelInfo
 
     if not hasattr(model, "forward_features"):
         raise ValueError("a bare torch module must be a timm model (with forward_features / pretrained_cfg); "
@@ -142,7 +141,7 @@ def _info_from_module(model):
                      crop_mode=cfg.get("crop_mode", "center"))
 
 
-def _weights_id(model, info):
+def model_weights_id(model, info):
     if info.weights_id:
         return info.weights_id
     cached = getattr(model, "_lidutils_state_hash", None)
@@ -213,7 +212,7 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
         raise ValueError(f"pool must be 'avg' or 'flatten', got {pool!r}.")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    items = _as_images(images)
+    items = as_images(images)
     dev = resolve_device(device)
     model, info = _resolve_model(model, dev)
 
@@ -231,7 +230,7 @@ def extract(model, images, layer="penultimate", batch_size=32, device="auto", ca
 
     if cache_dir is not False:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "features"
-        key = hash_key(_CACHE_VERSION, info.name, _weights_id(model, info), image_content_hash(items),
+        key = hash_key(_CACHE_VERSION, info.name, model_weights_id(model, info), image_content_hash(items),
                        info.preprocessing, layer, pool if hook_module is not None else None, len(items))
         final = root / info.name.replace("/", "_").replace(":", "_") / f"{key}.npz"
         # one process extracts, any other asking for the same features meanwhile waits for it
@@ -266,7 +265,7 @@ def _run_extraction(model, info, items, dev, batch_size, hook_module, pool, laye
             if part is not None and part.is_file():
                 chunks.append(load_npz(part)["features"])
                 continue
-            batch = torch.stack([transform(_to_pil(it)) for it in items[start:start + batch_size]]).to(dev)
+            batch = torch.stack([transform(to_pil(it)) for it in items[start:start + batch_size]]).to(dev)
             with torch.inference_mode():
                 if layer == "penultimate":
                     out = model.forward_head(model.forward_features(batch), pre_logits=True)

@@ -18,9 +18,9 @@ import warnings
 import numpy as np
 import torch
 
-from ._device import resolve_device, to_numpy, to_tensor
-from ._validation import check_representation
-from .lid import lid_twonn
+from lidutils._device import resolve_device, to_numpy, to_tensor
+from lidutils._validation import check_representation
+from lidutils.lid import lid_twonn
 
 __all__ = ["global_dims", "participation_ratio", "covariance_spectrum",
            "effective_rank", "pca_n_components", "spectrum_alpha"]

@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._device import to_numpy
-from ._validation import check_k, check_representation
-from .neighbors import knn
+from lidutils._device import to_numpy
+from lidutils._validation import check_k, check_representation
+from lidutils.neighbors import knn
 
 __all__ = ["lid_mle", "lid_mom", "lid_mada", "lid_profile", "lid_twonn", "DEFAULT_KS"]
 

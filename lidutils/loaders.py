@@ -1,7 +1,7 @@
 """Training image sets of the model zoo: Fashion-MNIST and Animal-MNIST.
 
 Both return uint8 images ``(n, 28, 28)`` and int64 labels ``(n,)``, ready for
-:func:`lidutils.zoo.train_zoo` (``dataset="fashion-mnist"`` or ``"animal-mnist"``).
+:func:`lidutils.book.zoo.train_zoo` (``dataset="fashion-mnist"`` or ``"animal-mnist"``).
 
 Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017, arXiv:1708.07747; MIT)
     70 000 grey product images, 10 classes (:data:`FASHION_CLASSES`), the standard
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import default_cache_dir
-from .datasets import DATA_ENV, DataError, _resolve_data_dir, registry
+from lidutils.cache import default_cache_dir
+from lidutils.datasets import DATA_ENV, DataError, registry, resolve_data_dir
 
 __all__ = ["CLASS_NAMES", "FASHION_CLASSES", "FASHION_FILES", "deduplicate", "load_animal_mnist",
            "load_fashion_mnist"]
@@ -118,7 +118,7 @@ def _parse_idx(raw, where):
 
 def _gz_path(rel, data_dir, progress):
     """Local ``.gz`` archive of a Fashion-MNIST file: the mirror's, or the publisher's (downloaded once)."""
-    mirror = _resolve_data_dir(data_dir)
+    mirror = resolve_data_dir(data_dir)
     if mirror is not None:
         path = mirror / f"{rel}.gz"
         if not path.is_file():

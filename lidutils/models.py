@@ -77,8 +77,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ._device import resolve_device
-from .cache import file_sha256
+from lidutils._device import resolve_device
+from lidutils.cache import file_sha256
 
 __all__ = ["ModelInfo", "load_model", "OFFLINE_MODELS", "OFFLINE_TRUNKS", "OFFLINE_IMAGENET", "PAPER_MODELS",
            "model_table", "offline_weights_path"]
@@ -93,8 +93,8 @@ OFFLINE_TRUNKS = ["mobilenetv2_deepsort", "inception_v3_tf_fid"]
 #: Every offline ImageNet-trained model: the natural-image population.
 OFFLINE_IMAGENET = OFFLINE_MODELS + OFFLINE_TRUNKS
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # name -> (package, relative weight file, published top-1, source, tag, weight provenance)
 _OFFLINE = {
@@ -316,7 +316,7 @@ def _create_random(arch, seed):
         return timm.create_model(arch, pretrained=False)
 
 
-def _timm_info(model, name, arch, tag, pretrained, weights_source, weights_id, top1=float("nan"), top1_source=""):
+def timm_info(model, name, arch, tag, pretrained, weights_source, weights_id, top1=float("nan"), top1_source=""):
     from timm.data import resolve_data_config
 
     cfg = resolve_data_config({}, model=model)
@@ -330,7 +330,7 @@ def _timm_info(model, name, arch, tag, pretrained, weights_source, weights_id, t
     )
 
 
-def _published(name):
+def published_top1(name):
     hit = PAPER_MODELS[PAPER_MODELS["name"] == name]
     if len(hit):
         return float(hit["top1"].iloc[0]), hit["top1_source"].iloc[0]
@@ -381,7 +381,7 @@ def _load_timm(name, pretrained, seed):
     arch, tag = _split(name)
     if not pretrained:
         model = _create_random(arch, seed)
-        info = _timm_info(model, f"random:{name}", arch, None, False,
+        info = timm_info(model, f"random:{name}", arch, None, False,
                           f"untrained: timm default init, torch seed {seed}", f"random-seed{seed}")
         if name in _OFFLINE:  # keep the preprocessing of the pretrained counterpart
             info = dataclasses.replace(info, **_offline_preproc(name))
@@ -391,7 +391,7 @@ def _load_timm(name, pretrained, seed):
         state, sha = _offline_state_dict(name, model)
         model.load_state_dict(state, strict=True)
         _, _, top1, src, otag, prov = _OFFLINE[name]
-        info = _timm_info(model, name, arch, otag, True, prov, sha, top1, src)
+        info = timm_info(model, name, arch, otag, True, prov, sha, top1, src)
         info = dataclasses.replace(info, **_offline_preproc(name), family="offline")
         return model, info
     try:
@@ -404,15 +404,15 @@ def _load_timm(name, pretrained, seed):
         ) from err
     tag = model.pretrained_cfg.get("tag") or tag
     full = f"{arch}.{tag}" if tag else arch
-    top1, src = _published(full)
-    info = _timm_info(model, name, arch, tag, True,
+    top1, src = published_top1(full)
+    info = timm_info(model, name, arch, tag, True,
                       f"timm / Hugging Face hub {model.pretrained_cfg.get('hf_hub_id', '')}".strip(), None, top1, src)
     return model, info
 
 
 def _offline_preproc(name):
     if name == "mobilenetv2_100":  # torchvision's eval transform
-        return dict(input_size=(3, 224, 224), mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        return dict(input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                     interpolation="bilinear", crop_pct=0.875, crop_mode="center")
     return {}  # tf_efficientnet_liteN: timm's own pretrained_cfg is right for TF weights
 
@@ -493,7 +493,7 @@ def _load_trunk(name, pretrained, seed):
         if pretrained:
             state, sha = _offline_state_dict(name, model)
             model.load_state_dict(state, strict=True)
-        preproc = dict(input_size=(3, 224, 224), mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+        preproc = dict(input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                        interpolation="bilinear", crop_pct=0.875, crop_mode="center")
         random_source = f"untrained: timm mobilenetv2_100 default init (no classifier), torch seed {seed}"
     else:
@@ -519,7 +519,7 @@ def _load_trunk(name, pretrained, seed):
     return model, info
 
 
-class _HFBackbone(torch.nn.Module):
+class HFBackbone(torch.nn.Module):
     """Wrap a transformers vision model with timm's forward_features / forward_head API."""
 
     def __init__(self, model):
@@ -562,13 +562,13 @@ def _load_hf(hub_id, pretrained, seed):
     size = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {"height": 224, "width": 224}
     h = size.get("height", size.get("shortest_edge", 224))
     w = size.get("width", size.get("shortest_edge", 224))
-    model = _HFBackbone(hf)
+    model = HFBackbone(hf)
     info = ModelInfo(
         name=("hf:" if pretrained else "random:hf:") + hub_id, architecture=hf.config.model_type,
         pretrained=pretrained, pretrained_tag=None,
         weights_source=f"Hugging Face hub {hub_id}" if pretrained else f"untrained, seed {seed}",
         n_params=sum(p.numel() for p in model.parameters()), input_size=(3, int(h), int(w)),
-        mean=tuple(getattr(proc, "image_mean", _IMAGENET_MEAN)), std=tuple(getattr(proc, "image_std", _IMAGENET_STD)),
+        mean=tuple(getattr(proc, "image_mean", IMAGENET_MEAN)), std=tuple(getattr(proc, "image_std", IMAGENET_STD)),
         interpolation="bicubic" if getattr(proc, "resample", 3) == 3 else "bilinear",
         crop_pct=1.0 if not getattr(proc, "do_center_crop", False) else 0.875,
         weights_id=None if pretrained else f"random-seed{seed}", family="hf",

@@ -37,8 +37,8 @@ import contextlib
 import numpy as np
 import torch
 
-from ._device import resolve_device, to_numpy, to_tensor
-from ._validation import check_k, check_representation
+from lidutils._device import resolve_device, to_numpy, to_tensor
+from lidutils._validation import check_k, check_representation
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes for one distance slab
 TILE_ROWS = 4096  # tile side of the symmetric float32 search (wide rows: fast topk)

@@ -39,8 +39,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._device import resolve_device, to_numpy, to_tensor
-from ._validation import as_2d_float, check_finite
+from lidutils._device import resolve_device, to_numpy, to_tensor
+from lidutils._validation import as_2d_float, check_finite
 
 #: Default alpha grid, **relative** to the mean squared singular value of the
 #: centred training features (``alphas=None``). Relative alphas make the fit

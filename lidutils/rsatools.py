@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from scipy import stats as _sstats
 
-from ._device import resolve_device, to_numpy, to_tensor
-from ._validation import check_representation
+from lidutils._device import resolve_device, to_numpy, to_tensor
+from lidutils._validation import check_representation
 
 __all__ = ["rdm", "rsa", "rsa_many", "check_rdms", "upper_triangles", "noise_ceiling",
            "ranking_reliability", "partial_rsa", "pixel_rdm", "gabor_features", "gabor_rdm",

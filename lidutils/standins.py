@@ -279,7 +279,7 @@ def make_nsd_layout(root, n_subjects=2, n_images=200, rois=("V1", "V2", "V3", "h
             out.roi_of_vertex[s][h] = np.array([r or "" for r in roi_names], dtype=object)
         for cls, mp in ROI_MAPPINGS.items():
             np.save(rm / f"mapping_{cls}.npy", mp)
-    # marks the folder as stand-in data: lidutils.paper_tier flags every run on it as a dry run
+    # marks the folder as stand-in data: lidutils.book.paper_tier flags every run on it as a dry run
     (root / "STANDIN.json").write_text(json.dumps(
         {"generator": "lidutils.standins.make_nsd_layout", "stand_in": True, "seed": seed,
          "n_subjects": n_subjects, "n_images": n_images, "n_vertices": list(n_vertices), "rois": rois,

@@ -6,8 +6,11 @@ confidence interval and a permutation p-value. :func:`verdict` turns such a
 result into "replicated" / "opposite" / "inconclusive" by one rule on its
 confidence interval (:data:`VERDICTS` names every verdict of the project once).
 :func:`corr_batch` / :func:`verdict_batch` are the same statistics for many datasets
-at once (used by :mod:`lidutils.power`); :func:`compare_dependent`, :func:`holm` and
-:func:`c4_rule` serve the comparative claims.
+at once; :func:`compare_dependent` and :func:`holm` serve comparative questions.
+
+This module holds the correlations and their intervals; the resampling machinery is in
+:mod:`lidutils.resampling` and the verdict rule, Holm and the design constants in
+:mod:`lidutils.verdicts`, whose names are re-exported here (``lidutils.stats.holm`` works).
 Everything is vectorised with numpy; ``n_perm=10000`` takes milliseconds for the
 tens of models the notebooks compare.
 """
@@ -19,149 +22,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sstats
 
-METHODS = ("pearson", "spearman")
-_CHUNK_ELEMS = 2_000_000  # resamples x n processed at once
+from lidutils.resampling import (
+    analytic_p, bootstrap_rows, centre_within, check_pair, check_vector, CHUNK_ELEMS, corr_result,
+    corr_statistic, design_matrix, group_index, METHODS, pearson_rows, permutation_p, rank_rows,
+    rank_within, resample_ranks, residualise_rows,
+)
+from lidutils.verdicts import (
+    ALPHA, check_sign, ci_bounds, excludes, format_corr, holm, label, MIN_N_VERDICT, MIN_PER_FAMILY,
+    too_few, verdict, verdict_batch, VERDICTS,
+)
 
-
-# --------------------------------------------------------------------------- checks
-
-def _check_vector(v, name, n=None):
-    v = np.asarray(v)
-    if v.dtype.kind not in "fiub":
-        raise ValueError(f"{name} must be numeric, got dtype {v.dtype}.")
-    v = np.asarray(v, dtype=np.float64)
-    if v.ndim == 2 and v.shape[1] == 1:
-        v = v[:, 0]
-    if v.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {v.shape}.")
-    if n is not None and v.shape[0] != n:
-        raise ValueError(f"{name} has {v.shape[0]} values but x has {n}: pass paired observations.")
-    if not np.isfinite(v).all():
-        bad = np.flatnonzero(~np.isfinite(v))
-        raise ValueError(
-            f"{name} has {bad.size} NaN/inf value(s) (first at {bad[:5].tolist()}); drop those "
-            "observations from every variable first."
-        )
-    return v
-
-
-def _check_common(x, y, method, n_boot, n_perm, ci, min_n=3):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    x = _check_vector(x, "x")
-    y = _check_vector(y, "y", n=x.shape[0])
-    if x.shape[0] < min_n:
-        raise ValueError(f"A correlation needs at least {min_n} paired observations, got {x.shape[0]}.")
-    for v, name in ((x, "x"), (y, "y")):
-        if np.ptp(v) == 0:
-            raise ValueError(f"{name} is constant; its correlation with anything is undefined.")
-    for val, name in ((n_boot, "n_boot"), (n_perm, "n_perm")):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {val!r}.")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), e.g. 0.95, got {ci!r}.")
-    return x, y
-
-
-# --------------------------------------------------------------------------- vectorised kernels
-
-def _rank_rows(M):
-    """Average ranks along the last axis (ties get the mean rank, as scipy does)."""
-    return _sstats.rankdata(M, axis=-1)
-
-
-def _pearson_rows(X, Y):
-    """Pearson r of every row pair of X and Y (..., n); NaN where a row is constant."""
-    Xc = X - X.mean(-1, keepdims=True)
-    Yc = Y - Y.mean(-1, keepdims=True)
-    ssx, ssy = (Xc * Xc).sum(-1), (Yc * Yc).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (Xc * Yc).sum(-1) / np.sqrt(ssx * ssy)
-    # a row is degenerate (constant) when its spread is at the rounding level of its values
-    n = X.shape[-1]
-    ok = (ssx > n * (1e-12 * np.abs(X).max(-1)) ** 2) & (ssy > n * (1e-12 * np.abs(Y).max(-1)) ** 2)
-    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
-
-
-def _residualise_rows(V, Z):
-    """Residuals of each row of V (..., n) on design Z (..., n, q) by least squares."""
-    beta = np.linalg.pinv(Z) @ V[..., None]
-    return V - (Z @ beta)[..., 0]
-
-
-def _design(z_cols):
-    return np.concatenate([np.ones(z_cols.shape[:-1] + (1,)), z_cols], axis=-1)
-
-
-def _stat(x, y, z, method):
-    """Point estimate (rows of x, y, z are independent datasets; z is (..., n, q) or None)."""
-    if method == "spearman":
-        x, y = _rank_rows(x), _rank_rows(y)
-        if z is not None:
-            z = np.swapaxes(_rank_rows(np.swapaxes(z, -1, -2)), -1, -2)
-    if z is None:
-        return _pearson_rows(x, y)
-    Z = _design(z)
-    ex, ey = _residualise_rows(x, Z), _residualise_rows(y, Z)
-    r = _pearson_rows(ex, ey)
-    # undefined when the covariates explain x or y completely (residuals at rounding level)
-    keep = np.ones(r.shape, dtype=bool)
-    for v, e in ((x, ex), (y, ey)):
-        ss = ((v - v.mean(-1, keepdims=True)) ** 2).sum(-1)
-        keep &= (e * e).sum(-1) > 1e-20 * ss
-    return np.where(keep, r, np.nan)
-
-
-def _bootstrap(x, y, z, method, n_boot, rng):
-    n = x.shape[0]
-    step = max(1, _CHUNK_ELEMS // (n * (1 if z is None else z.shape[1] + 1)))
-    out = []
-    for start in range(0, n_boot, step):
-        b = min(step, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        out.append(_stat(x[idx], y[idx], None if z is None else z[idx], method))
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def _permutation_p(rx, ry, r_obs, n_perm, rng):
-    """Two-sided permutation p = (b + 1) / (m + 1), b = #{|r_perm| >= |r_obs|}.
-
-    ``rx``, ``ry`` are already transformed (ranked and/or residualised), so each
-    permutation costs one Pearson correlation.
-    """
-    n = rx.shape[0]
-    xs = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean())
-    ys = (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
-    step = max(1, _CHUNK_ELEMS // n)
-    b = 0
-    tol = 1e-12 * max(1.0, abs(r_obs))  # count exact ties with the observed value
-    for start in range(0, n_perm, step):
-        m = min(step, n_perm - start)
-        perm = rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
-        r_perm = ys[perm] @ xs
-        b += int((np.abs(r_perm) >= abs(r_obs) - tol).sum())
-    return (b + 1) / (n_perm + 1)
-
-
-def _finish(r, boots, n, method, n_boot, n_perm, p, ci):
-    valid = boots[np.isfinite(boots)]
-    if n_boot and valid.size < n_boot:
-        frac = 1 - valid.size / n_boot
-        if frac > 0.01:
-            warnings.warn(
-                f"{n_boot - valid.size} of {n_boot} bootstrap resamples ({frac:.1%}) were degenerate "
-                "(a resampled variable was constant) and were dropped; the CI may be unreliable "
-                "at this sample size.", stacklevel=3)
-    if valid.size:
-        lo, hi = np.quantile(valid, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    else:
-        lo = hi = np.nan
-    return {"r": float(r), "ci_low": float(lo), "ci_high": float(hi), "p": float(p), "n": int(n),
-            "method": method, "n_boot": int(n_boot), "n_perm": int(n_perm),
-            "n_boot_valid": int(valid.size), "ci": float(ci)}
-
-
-# --------------------------------------------------------------------------- public API
 
 def corr(x, y, method="pearson", n_boot=2000, n_perm=10000, seed=0, ci=0.95):
     """Correlation with a bootstrap confidence interval and a permutation p-value.
@@ -198,16 +68,16 @@ def corr(x, y, method="pearson", n_boot=2000, n_perm=10000, seed=0, ci=0.95):
     dict
         ``r, ci_low, ci_high, p, n, method, n_boot, n_perm`` plus ``n_boot_valid``, ``ci``.
     """
-    x, y = _check_common(x, y, method, n_boot, n_perm, ci)
+    x, y = check_pair(x, y, method, n_boot, n_perm, ci)
     rng = np.random.default_rng(seed)
-    r = float(_stat(x, y, None, method))
-    rx, ry = (_rank_rows(x), _rank_rows(y)) if method == "spearman" else (x, y)
+    r = float(corr_statistic(x, y, None, method))
+    rx, ry = (rank_rows(x), rank_rows(y)) if method == "spearman" else (x, y)
     if n_perm:
-        p = _permutation_p(rx, ry, r, n_perm, rng)
+        p = permutation_p(rx, ry, r, n_perm, rng)
     else:
         p = (_sstats.pearsonr if method == "pearson" else _sstats.spearmanr)(x, y)[1]
-    boots = _bootstrap(x, y, None, method, n_boot, rng)
-    return _finish(r, boots, x.shape[0], method, n_boot, n_perm, p, ci)
+    boots = bootstrap_rows(x, y, None, method, n_boot, rng)
+    return corr_result(r, boots, x.shape[0], method, n_boot, n_perm, p, ci)
 
 
 def partial_corr(x, y, z, method="pearson", n_boot=2000, n_perm=10000, seed=0, ci=0.95):
@@ -238,7 +108,7 @@ def partial_corr(x, y, z, method="pearson", n_boot=2000, n_perm=10000, seed=0, c
     dict
         Same keys as :func:`corr`, plus ``n_covariates``.
     """
-    x, y = _check_common(x, y, method, n_boot, n_perm, ci)
+    x, y = check_pair(x, y, method, n_boot, n_perm, ci)
     n = x.shape[0]
     Z = np.asarray(z)
     if Z.dtype.kind not in "fiub":
@@ -254,194 +124,28 @@ def partial_corr(x, y, z, method="pearson", n_boot=2000, n_perm=10000, seed=0, c
     if n < q + 3:
         raise ValueError(f"Partial correlation with {q} covariate(s) needs n >= {q + 3}, got {n}.")
     rng = np.random.default_rng(seed)
-    r = float(_stat(x, y, Z, method))
+    r = float(corr_statistic(x, y, Z, method))
     if not np.isfinite(r):
         raise ValueError(
             "The partial correlation is undefined: x or y is fully explained by the covariates "
             "(zero residual variance)."
         )
     if method == "spearman":
-        rx, ry, Zt = _rank_rows(x), _rank_rows(y), _rank_rows(Z.T).T
+        rx, ry, Zt = rank_rows(x), rank_rows(y), rank_rows(Z.T).T
     else:
         rx, ry, Zt = x, y, Z
-    D = _design(Zt)
-    ex, ey = _residualise_rows(rx, D), _residualise_rows(ry, D)
+    D = design_matrix(Zt)
+    ex, ey = residualise_rows(rx, D), residualise_rows(ry, D)
     if n_perm:
-        p = _permutation_p(ex, ey, r, n_perm, rng)
+        p = permutation_p(ex, ey, r, n_perm, rng)
     else:
         df = n - 2 - q
         t = r * np.sqrt(df / max(1e-300, 1 - r * r))
         p = float(2 * _sstats.t.sf(abs(t), df)) if df > 0 else float("nan")
-    boots = _bootstrap(x, y, Z, method, n_boot, rng)
-    out = _finish(r, boots, n, method, n_boot, n_perm, p, ci)
+    boots = bootstrap_rows(x, y, Z, method, n_boot, rng)
+    out = corr_result(r, boots, n, method, n_boot, n_perm, p, ci)
     out["n_covariates"] = q
     return out
-
-
-# --------------------------------------------------------------------------- verdicts
-
-#: Every verdict name used in the project, defined here only.
-#: "replicated" / "opposite" / "inconclusive" follow a correlation's CI (:func:`verdict`);
-#: "not replicated" is a comparative claim's rule rejecting it (:func:`c4_rule`);
-#: "uninformative" marks a test that cannot tell (e.g. a brain test whose model ranking
-#: is unreliable, :func:`lidutils.rsatools.brain_test_informative`).
-#: "descriptive" marks a record with too few units for any verdict (:data:`MIN_N_VERDICT`,
-#: :func:`label`): r and a Fisher-z interval only.
-VERDICTS = ("replicated", "not replicated", "opposite", "inconclusive", "uninformative", "descriptive")
-
-
-def excludes(result, value):
-    """Whether the confidence interval of ``result`` excludes ``value``.
-
-    True when ``value < ci_low`` or ``value > ci_high``; False when the interval
-    covers it or is NaN. ``value=None`` (e.g. no paper value) returns None.
-    """
-    if value is None:
-        return None
-    lo, hi = _ci_bounds(result)
-    return bool(np.isfinite(lo) and np.isfinite(hi) and (value < lo or value > hi))
-
-
-def _ci_bounds(result):
-    missing = [k for k in ("ci_low", "ci_high") if k not in result]
-    if missing:
-        raise ValueError(f"result lacks key(s) {missing}; pass the dict returned by corr().")
-    return tuple(np.nan if result[k] is None else float(result[k]) for k in ("ci_low", "ci_high"))  # None: no CI
-
-
-def _check_sign(expected_sign):
-    if isinstance(expected_sign, bool) or expected_sign not in (-1, 1):
-        raise ValueError(f"expected_sign must be -1 or +1, got {expected_sign!r}.")
-    return int(expected_sign)
-
-
-def verdict_batch(ci_low, ci_high, expected_sign=-1):
-    """Vectorised :func:`verdict`: one verdict per confidence interval.
-
-    - ``"replicated"``: the interval excludes 0 on the side of ``expected_sign``
-      (``ci_high < 0`` for -1, ``ci_low > 0`` for +1);
-    - ``"opposite"``: it excludes 0 on the other side;
-    - ``"inconclusive"``: it covers 0, or a bound is NaN.
-
-    Parameters
-    ----------
-    ci_low, ci_high : array-like
-        Interval bounds (same shape).
-    expected_sign : {-1, +1}
-
-    Returns
-    -------
-    ndarray of str, same shape as the bounds
-    """
-    s = _check_sign(expected_sign)
-    lo = np.asarray(ci_low, dtype=np.float64)
-    hi = np.asarray(ci_high, dtype=np.float64)
-    if lo.shape != hi.shape:
-        raise ValueError(f"ci_low and ci_high must have the same shape, got {lo.shape} and {hi.shape}.")
-    pos, neg = lo > 0, hi < 0  # NaN compares False: inconclusive
-    hit, miss = (neg, pos) if s == -1 else (pos, neg)
-    return np.where(hit, VERDICTS[0], np.where(miss, VERDICTS[2], VERDICTS[3]))
-
-
-def verdict(result, expected_sign=-1, informative=True):
-    """Verdict of a correlation result against the paper's sign, decided by its CI.
-
-    - ``"replicated"``: the confidence interval ``[ci_low, ci_high]`` excludes 0 on
-      the side of ``expected_sign``;
-    - ``"opposite"``: it excludes 0 on the other side;
-    - ``"inconclusive"``: it covers 0 (or is NaN);
-    - ``"uninformative"``: ``informative=False`` — the test itself cannot tell
-      (e.g. :func:`lidutils.rsatools.brain_test_informative` failed), whatever the CI.
-
-    The interval is the only gate, so a record's verdict always agrees with its own
-    CI (``excludes(result, 0)``). The permutation p-value is reported next to it, not
-    used as a second gate: a 95 % interval that excludes 0 and a two-sided p < 0.05
-    almost always agree, and where they do not, one rule stated once is easier to
-    check than two. Same rule as :func:`verdict_batch` (which this calls).
-
-    Parameters
-    ----------
-    result : dict
-        Needs ``ci_low`` and ``ci_high`` (the dict returned by :func:`corr`).
-    expected_sign : {-1, +1}
-        The sign the claim predicts (-1: "lower LID goes with higher alignment").
-    informative : bool
-        False turns the verdict into ``"uninformative"``.
-
-    Returns
-    -------
-    str
-        One of :data:`VERDICTS`.
-    """
-    _check_sign(expected_sign)
-    lo, hi = _ci_bounds(result)
-    if not informative:
-        return VERDICTS[4]
-    return str(verdict_batch(lo, hi, expected_sign)[()])
-
-
-def holm(pvals):
-    """Holm–Bonferroni adjusted p-values (step-down; Holm 1979).
-
-    With the :math:`m` finite p-values sorted, :math:`p_{(1)} \\le \\dots \\le p_{(m)}`,
-
-    .. math:: \\tilde p_{(i)} = \\max_{j \\le i} \\min\\bigl(1, (m - j + 1)\\, p_{(j)}\\bigr),
-
-    returned in the input order. Rejecting where :math:`\\tilde p < \\alpha` controls
-    the family-wise error rate at :math:`\\alpha`. NaN inputs stay NaN and do not
-    count in :math:`m`. Same values as ``statsmodels.stats.multitest.multipletests(p,
-    method="holm")[1]``.
-
-    Parameters
-    ----------
-    pvals : array-like (m,)
-        p-values in [0, 1] (NaN allowed).
-
-    Returns
-    -------
-    ndarray (m,)
-    """
-    p = np.asarray(pvals, dtype=np.float64).ravel()
-    ok = np.isfinite(p)
-    if ((p[ok] < 0) | (p[ok] > 1)).any():
-        raise ValueError("p-values must lie in [0, 1].")
-    out = np.full(p.shape, np.nan)
-    q = p[ok]
-    m = q.size
-    if m:
-        order = np.argsort(q, kind="stable")
-        adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
-        res = np.empty(m)
-        res[order] = adj
-        out[ok] = res
-    return out
-
-
-# --------------------------------------------------------------------------- batched correlation
-
-def _analytic_p(r, n):
-    """Two-sided t-test p of a correlation (scipy's pearsonr / spearmanr formula)."""
-    df = n - 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = r * np.sqrt(df / np.maximum(1e-300, 1 - r * r))
-    return 2 * _sstats.t.sf(np.abs(t), df)
-
-
-def _resample_ranks(ranks, idx):
-    """Average ranks (1-based, ties averaged as ``scipy.stats.rankdata``) of resamples.
-
-    ``ranks``: (m, n) integer ranks 0..n-1 of continuous data (a permutation per row);
-    ``idx``: (m, b, n) resampling indices. Counting instead of sorting: with
-    :math:`c_j` copies of the :math:`j`-th smallest value in a resample and
-    :math:`C_j = \\sum_{l<j} c_l`, each copy gets rank :math:`C_j + (c_j + 1)/2`.
-    """
-    m, b, n = idx.shape
-    r = np.take_along_axis(np.broadcast_to(ranks[:, None, :], idx.shape), idx, 2)  # (m, b, n)
-    flat = (r + n * np.arange(m * b).reshape(m, b, 1)).ravel()
-    counts = np.bincount(flat, minlength=m * b * n).reshape(m, b, n)
-    below = np.cumsum(counts, axis=2) - counts
-    avg = below + (counts + 1) / 2.0
-    return np.take_along_axis(avg, r, 2)
 
 
 def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
@@ -484,29 +188,29 @@ def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), e.g. 0.95, got {ci!r}.")
     rng = np.random.default_rng(seed)
-    r = _stat(x, y, None, method)
+    r = corr_statistic(x, y, None, method)
     if n_perm == 0:
-        p = _analytic_p(r, n)
+        p = analytic_p(r, n)
     else:
         tol = 1e-12 * np.maximum(1.0, np.abs(r))
         if method == "spearman":
             base = np.arange(1, n + 1, dtype=np.float64)
             perm = rng.permuted(np.broadcast_to(base, (n_perm, n)), axis=1)
-            null = np.sort(np.abs(_pearson_rows(np.broadcast_to(base, (n_perm, n)), perm)))
+            null = np.sort(np.abs(pearson_rows(np.broadcast_to(base, (n_perm, n)), perm)))
             b = n_perm - np.searchsorted(null, np.abs(r) - tol, side="left")
         else:
             b = np.zeros(n_sim, dtype=np.int64)
-            step = max(1, _CHUNK_ELEMS // (n * n_perm))
+            step = max(1, CHUNK_ELEMS // (n * n_perm))
             for s in range(0, n_sim, step):
                 sl = slice(s, s + step)
                 perm = rng.permuted(np.broadcast_to(np.arange(n), (len(x[sl]), n_perm, n)), axis=2)
-                r_perm = _pearson_rows(np.broadcast_to(x[sl, None, :], perm.shape),
+                r_perm = pearson_rows(np.broadcast_to(x[sl, None, :], perm.shape),
                                        np.take_along_axis(np.broadcast_to(y[sl, None, :], perm.shape), perm, 2))
                 b[sl] = (np.abs(r_perm) >= (np.abs(r[sl]) - tol[sl])[:, None]).sum(1)
         p = (b + 1) / (n_perm + 1)
     lo = np.empty(n_sim)
     hi = np.empty(n_sim)
-    step = max(1, _CHUNK_ELEMS // (n * n_boot))
+    step = max(1, CHUNK_ELEMS // (n * n_boot))
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
     if method == "spearman":
         ix = np.argsort(np.argsort(x, axis=1), axis=1)
@@ -515,321 +219,14 @@ def corr_batch(x, y, method="pearson", n_boot=400, n_perm=0, seed=0, ci=0.95):
         m = min(step, n_sim - s)
         idx = rng.integers(0, n, size=(m, n_boot, n))
         if method == "spearman":  # same numbers as _stat's rankdata, by counting
-            boots = _pearson_rows(_resample_ranks(ix[s:s + m], idx), _resample_ranks(iy[s:s + m], idx))
+            boots = pearson_rows(resample_ranks(ix[s:s + m], idx), resample_ranks(iy[s:s + m], idx))
         else:
             rows = np.arange(s, s + m)[:, None, None]
-            boots = _stat(x[rows, idx], y[rows, idx], None, method)
+            boots = corr_statistic(x[rows, idx], y[rows, idx], None, method)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
             lo[s:s + m], hi[s:s + m] = np.nanquantile(boots, q, axis=1)
     return dict(r=r, ci_low=lo, ci_high=hi, p=p)
-
-
-# --------------------------------------------------------------------------- dependent correlations
-
-def steiger_z(r1, r2, r12, n):
-    """Steiger's (1980) z-test of two dependent correlations sharing a variable.
-
-    For :math:`r_1 = r(x, y_1)`, :math:`r_2 = r(x, y_2)` and :math:`r_{12} = r(y_1, y_2)`
-    on the same ``n`` cases (Steiger 1980, eq. 14, pooled :math:`\\bar r`):
-
-    .. math::
-        \\bar r = \\tfrac12 (r_1 + r_2),\\quad
-        \\psi = r_{12}(1 - 2\\bar r^2) - \\tfrac12 \\bar r^2 (1 - 2\\bar r^2 - r_{12}^2),\\quad
-        c = \\psi / (1 - \\bar r^2)^2,
-
-    .. math:: Z = \\frac{(\\operatorname{atanh} r_1 - \\operatorname{atanh} r_2)\\sqrt{n - 3}}{\\sqrt{2 - 2c}},
-              \\qquad p = 2\\,\\Phi(-|Z|).
-
-    Vectorised over array arguments.
-
-    Returns
-    -------
-    z, p : float or ndarray
-    """
-    r1, r2, r12 = (np.clip(np.asarray(v, dtype=np.float64), -1 + 1e-15, 1 - 1e-15) for v in (r1, r2, r12))
-    n = np.asarray(n, dtype=np.float64)
-    if np.any(n < 4):
-        raise ValueError(f"Steiger's test needs n >= 4 cases, got {n}.")
-    rb = 0.5 * (r1 + r2)
-    psi = r12 * (1 - 2 * rb ** 2) - 0.5 * rb ** 2 * (1 - 2 * rb ** 2 - r12 ** 2)
-    c = psi / (1 - rb ** 2) ** 2
-    z = (np.arctanh(r1) - np.arctanh(r2)) * np.sqrt(n - 3) / np.sqrt(np.maximum(2 - 2 * c, 1e-300))
-    p = 2 * _sstats.norm.sf(np.abs(z))
-    if z.ndim == 0:
-        return float(z), float(p)
-    return z, p
-
-
-def _strata(groups, n):
-    """Order of the cases that makes each group one contiguous block, and the blocks' (start, size).
-
-    Groups with a single case carry no within-group information and are left out.
-    """
-    g = pd.Series(np.asarray(groups)).astype(str).to_numpy()
-    if g.shape != (n,):
-        raise ValueError(f"groups must have one label per case ({n}), got shape {g.shape}.")
-    labels, inv, sizes = np.unique(g, return_inverse=True, return_counts=True)
-    keep = sizes[inv] >= 2
-    order = np.flatnonzero(keep)[np.argsort(inv[keep], kind="stable")]
-    sizes = sizes[sizes >= 2]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-    return order, list(zip(starts.tolist(), sizes.tolist()))
-
-
-def _within_rows(V, blocks, rank):
-    """Rank (Spearman) and centre every row of ``V`` (..., n) inside each contiguous block."""
-    out = np.empty(V.shape, dtype=np.float64)
-    for a, m in blocks:
-        b = V[..., a:a + m]
-        if rank:
-            b = _rank_rows(b)
-        out[..., a:a + m] = b - b.mean(-1, keepdims=True)
-    return out
-
-
-def zou_ci(r1, r2, r12, n, ci=0.95):
-    """Zou's (2007) interval for :math:`r_1 - r_2`, two dependent correlations sharing a variable.
-
-    From the Fisher-z intervals :math:`[l_j, u_j]` of each correlation at ``n``
-    (:func:`fisher_ci`-style, :math:`\\tanh(\\operatorname{atanh} r \\pm z/\\sqrt{n-3})`) and
-    the correlation of the two estimates,
-
-    .. math::
-        c = \\frac{(r_{12} - \\tfrac12 r_1 r_2)(1 - r_1^2 - r_2^2 - r_{12}^2) + r_{12}^3}{(1 - r_1^2)(1 - r_2^2)},
-
-    .. math::
-        L = r_1 - r_2 - \\sqrt{(r_1 - l_1)^2 + (u_2 - r_2)^2 - 2c(r_1 - l_1)(u_2 - r_2)},\\quad
-        U = r_1 - r_2 + \\sqrt{(u_1 - r_1)^2 + (r_2 - l_2)^2 - 2c(u_1 - r_1)(r_2 - l_2)}.
-
-    Returns ``(L, U)``; ``(-2, 2)`` at ``n <= 3``.
-    """
-    r1, r2, r12 = (float(np.clip(v, -1 + 1e-12, 1 - 1e-12)) for v in (r1, r2, r12))
-    if n <= 3:
-        return -2.0, 2.0
-    (l1, u1), (l2, u2) = fisher_ci(r1, n, ci), fisher_ci(r2, n, ci)
-    c = ((r12 - 0.5 * r1 * r2) * (1 - r1 ** 2 - r2 ** 2 - r12 ** 2) + r12 ** 3) / ((1 - r1 ** 2) * (1 - r2 ** 2))
-    d = r1 - r2
-    lo = d - np.sqrt(max(0.0, (r1 - l1) ** 2 + (u2 - r2) ** 2 - 2 * c * (r1 - l1) * (u2 - r2)))
-    hi = d + np.sqrt(max(0.0, (u1 - r1) ** 2 + (r2 - l2) ** 2 - 2 * c * (u1 - r1) * (r2 - l2)))
-    return float(lo), float(hi)
-
-
-def compare_dependent(x, y1, y2, method="pearson", absolute=True, n_boot=2000, seed=0, ci=0.95, groups=None):
-    """Difference of two dependent correlations, :math:`r(x, y_1) - r(x, y_2)`.
-
-    Used to ask whether ``y1`` (say, local LID) predicts ``x`` (say, accuracy) more
-    strongly than ``y2`` (say, participation ratio) on the same cases.
-
-    - ``diff``: :math:`|r_1| - |r_2|` (``absolute=True``: strength regardless of
-      sign) or :math:`r_1 - r_2`;
-    - ``ci_low``, ``ci_high``: paired percentile bootstrap: the ``n`` cases
-      (x, y1, y2 together) are resampled ``n_boot`` times and ``diff`` is recomputed
-      (re-ranked for Spearman);
-    - ``ci_zou_low``, ``ci_zou_high``: :func:`zou_ci` (Fisher-z based, valid at small
-      n where the percentile bootstrap is not);
-    - ``z``, ``p``: :func:`steiger_z` on :math:`(r_1, r_2, r_{12})`. With
-      ``absolute=True`` it tests :math:`|r_1|` vs :math:`|r_2|` by first flipping the
-      sign of ``y1`` / ``y2`` where its correlation with ``x`` is negative (which
-      flips :math:`r_{12}` accordingly). For Spearman the ranks enter the formula
-      (an approximation; the bootstrap CI needs none).
-
-    With ``groups`` (one label per case, e.g. the architecture family) the comparison
-    is made in the within-group frame of :func:`corr_within`: every variable is ranked
-    (Spearman) and centred inside each group, :math:`\\tilde v_{gi} = v_{gi} - \\bar v_g`,
-    before :math:`r_1, r_2, r_{12}` are computed; the bootstrap resamples cases
-    *inside* each group (stratified; each group keeps its size) and centres again;
-    Steiger's test uses :math:`n_{eff} = n - G + 1` (:func:`n_effective`). Groups with
-    a single case are left out.
-
-    Parameters
-    ----------
-    x, y1, y2 : array-like (n,)
-    method : {"pearson", "spearman"}
-    absolute : bool
-    n_boot : int
-    seed : int
-    ci : float
-    groups : array-like (n,), optional
-        Group label of every case (None: one group, the plain correlations).
-
-    Returns
-    -------
-    dict
-        ``diff, ci_low, ci_high, z, p, r1, r2, r12, n, n_eff, n_groups, design, method,
-        absolute, n_boot``.
-    """
-    x, y1 = _check_common(x, y1, method, n_boot, 0, ci, min_n=4)
-    y2 = _check_vector(y2, "y2", n=x.shape[0])
-    if np.ptp(y2) == 0:
-        raise ValueError("y2 is constant; its correlation with anything is undefined.")
-    V = np.stack([x, y1, y2])
-    if groups is None:
-        blocks = None
-        n = n_eff = V.shape[1]
-    else:
-        order, blocks = _strata(groups, V.shape[1])
-        V = V[:, order]
-        n, n_eff = V.shape[1], V.shape[1] - len(blocks) + 1
-        if n_eff < 4:
-            raise ValueError(f"a within-group comparison needs n - G + 1 >= 4 (got {n} cases in {len(blocks)} "
-                             "groups of >= 2); pass groups=None or more cases per group.")
-
-    def rs(W):  # (3, ..., n) -> r1, r2, r12 in the chosen frame
-        if blocks is None:
-            return (_stat(W[a], W[b], None, method) for a, b in ((0, 1), (0, 2), (1, 2)))
-        Wc = _within_rows(W, blocks, rank=method == "spearman")
-        return (_pearson_rows(Wc[a], Wc[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
-
-    r1, r2, r12 = (float(v) for v in rs(V))
-    if not np.isfinite([r1, r2, r12]).all():
-        raise ValueError("a variable is constant (within every group, with groups); the comparison is undefined.")
-
-    def diff(a, b):
-        return np.abs(a) - np.abs(b) if absolute else a - b
-
-    d = float(diff(r1, r2))
-    s1, s2 = (np.sign(r1) or 1.0, np.sign(r2) or 1.0) if absolute else (1.0, 1.0)
-    z, p = steiger_z(s1 * r1, s2 * r2, s1 * s2 * r12, n_eff)
-    zlo, zhi = zou_ci(s1 * r1, s2 * r2, s1 * s2 * r12, n_eff, ci)
-    lo = hi = np.nan
-    n_valid = 0
-    if n_boot:
-        rng = np.random.default_rng(seed)
-        step = max(1, _CHUNK_ELEMS // (3 * n))
-        boots = []
-        for start in range(0, n_boot, step):
-            b = min(step, n_boot - start)
-            if blocks is None:
-                idx = rng.integers(0, n, size=(b, n))
-            else:  # resample inside each group: the blocks stay contiguous
-                idx = np.concatenate([a + rng.integers(0, m, size=(b, m)) for a, m in blocks], axis=1)
-            b1, b2, _ = rs(V[:, idx])  # (3, b, n)
-            boots.append(diff(b1, b2))
-        boots = np.concatenate(boots)
-        boots = boots[np.isfinite(boots)]
-        n_valid = int(boots.size)
-        if n_valid:
-            lo, hi = np.quantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return {"diff": d, "ci_low": float(lo), "ci_high": float(hi), "z": z, "p": p,
-            "ci_zou_low": zlo, "ci_zou_high": zhi,
-            "r1": r1, "r2": r2, "r12": r12, "n": int(n), "n_eff": int(n_eff),
-            "n_groups": 1 if blocks is None else len(blocks),
-            "design": "pooled" if blocks is None else "within group", "method": method,
-            "absolute": bool(absolute), "n_boot": int(n_boot), "n_boot_valid": n_valid, "ci": float(ci)}
-
-
-def _predicts(rec, alpha=0.05):
-    """A record predicts when its CI excludes 0 and (if it has one) its permutation p is below ``alpha``."""
-    p = rec.get("p")
-    return excludes(rec, 0.0) and (p is None or not np.isfinite(float(p)) or float(p) < alpha)
-
-
-def _measure_name(rec, i):
-    return str(rec.get("measure") or rec.get("analysis") or f"global #{i}")
-
-
-def c4_rule(local_rec, global_recs, comparisons=None, expected_sign=-1):
-    """Claim-level verdict of C4 ("local ID predicts; global dimension does not").
-
-    A record *predicts* when its CI excludes 0, either sign, and its permutation p
-    (when it has one) is below 0.05. For every global measure :math:`g` the contrast
-    :math:`\\Delta_g = |r_{local}| - |r_g|` comes from :func:`compare_dependent`
-    (``absolute=True``) with its bootstrap CI; local predicts *significantly more
-    strongly* than :math:`g` when that CI lies entirely above 0 (and the comparison's
-    Steiger p, when given, is below 0.05; likewise "more strongly" for a CI below 0).
-
-    - ``"descriptive"``: the local record carries no verdict (too few units);
-    - ``"opposite"``: the local record predicts with the sign opposite to
-      ``expected_sign``;
-    - ``"replicated"``: the local record predicts with ``expected_sign`` **and**, for
-      every global measure, the CI of :math:`\\Delta_g` lies above 0 (a global measure
-      that does not predict must still be shown weaker: "not predicting" alone, a CI
-      covering 0, is no evidence that local predicts better);
-    - ``"not replicated"``: some global measure predicts and is not significantly
-      weaker (no comparison given counts as not weaker), or predicts significantly
-      *more* strongly (CI of :math:`\\Delta_g` below 0) — evidence against C4;
-    - ``"inconclusive"``: otherwise (e.g. local and global measures indistinguishable
-      and no global measure predicting, or no global measure at all).
-
-    The reason names the measures that predict more strongly than local, as strongly,
-    and less strongly, with :math:`\\Delta_g` and its CI.
-
-    Parameters
-    ----------
-    local_rec : dict
-        Correlation record (``ci_low``, ``ci_high``; ``r``, ``p``, ``verdict``) of the local measure.
-    global_recs : sequence of dict
-        Records of the global measures (named by ``measure``, else ``analysis``).
-    comparisons : sequence of dict or dict, optional
-        :func:`compare_dependent` results of local vs each global measure with
-        ``absolute=True`` (``diff = |r_local| - |r_global|``), either aligned with
-        ``global_recs`` or keyed by their ``analysis`` label.
-    expected_sign : {-1, +1}
-
-    Returns
-    -------
-    (verdict, reason) : (str, str)
-    """
-    s = _check_sign(expected_sign)
-    global_recs = list(global_recs)
-    if isinstance(comparisons, dict):
-        comps = [comparisons.get(g.get("analysis")) for g in global_recs]
-    elif comparisons is None:
-        comps = [None] * len(global_recs)
-    else:
-        comps = list(comparisons)
-        if len(comps) != len(global_recs):
-            raise ValueError(f"comparisons has {len(comps)} entries for {len(global_recs)} global records; "
-                             "align them or pass a dict keyed by the records' 'analysis' label.")
-    lo, hi = _ci_bounds(local_rec)
-    head = f"local r = {float(local_rec.get('r', np.nan)):+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    if local_rec.get("verdict") == "descriptive":
-        return "descriptive", f"{head}: too few units for a verdict (descriptive only)"
-    local_predicts = _predicts(local_rec)
-    local_sign = 1 if lo > 0 else -1
-    stronger, same, weaker, unknown, predicting = [], [], [], [], []
-    for i, (g, c) in enumerate(zip(global_recs, comps)):
-        name = _measure_name(g, i)
-        txt = f"{name} (r = {float(g.get('r', np.nan)):+.2f}"
-        if c is None:
-            unknown.append(txt + ", not compared)")
-            status = "unknown"
-        else:
-            txt += f"; Δ|r| = {float(c['diff']):+.2f} [{float(c['ci_low']):+.2f}, {float(c['ci_high']):+.2f}])"
-            sig = c.get("p") is None or not np.isfinite(float(c["p"])) or float(c["p"]) < 0.05
-            status = ("weaker" if sig and float(c["ci_low"]) > 0 else
-                      "stronger" if sig and float(c["ci_high"]) < 0 else "same")
-            {"weaker": weaker, "stronger": stronger, "same": same}[status].append(txt)
-        if _predicts(g) and status != "weaker":
-            predicting.append(name)
-    parts = [head]
-    if stronger:
-        parts.append("global measures predicting MORE strongly than local (CI of |r_local| − |r_global| "
-                     "below 0): " + ", ".join(stronger))
-    if same:
-        parts.append("as strongly (CI of |r_local| − |r_global| covers 0): " + ", ".join(same))
-    if weaker:
-        parts.append("less strongly (CI above 0): " + ", ".join(weaker))
-    if unknown:
-        parts.append("not compared: " + ", ".join(unknown))
-    detail = "; ".join(parts)
-    if local_predicts and local_sign != s:
-        return "opposite", f"the local measure predicts with the opposite sign — {detail}"
-    if not global_recs:
-        return "inconclusive", f"no global measure to compare with — {detail}"
-    if stronger or predicting:
-        against = list(dict.fromkeys([_measure_name(g, i) for i, g in enumerate(global_recs)
-                                      if any(t.startswith(_measure_name(g, i) + " (") for t in stronger)]
-                                     + predicting))
-        return "not replicated", (f"global measure(s) predict as well as or better than local LID "
-                                  f"({', '.join(against)}): evidence against C4 — {detail}")
-    if local_predicts and len(weaker) == len(global_recs):
-        return "replicated", (f"the local measure predicts and predicts significantly more strongly than "
-                              f"every global measure — {detail}")
-    why = ("the local measure does not predict" if not local_predicts else
-           "the local measure predicts but is not significantly stronger than every global measure")
-    return "inconclusive", f"{why} — {detail}"
 
 
 def rmcorr(x, y, groups, n_boot=2000, n_perm=10000, seed=0, ci=0.95):
@@ -905,24 +302,6 @@ def rmcorr(x, y, groups, n_boot=2000, n_perm=10000, seed=0, ci=0.95):
             "n_perm": int(n_perm)}
 
 
-# --------------------------------------------------------------------------- the design: within family
-
-#: Fewest units for a verdict. Below it a record is descriptive: r and a Fisher-z
-#: interval, no label (:func:`label`). The validation chapter's coverage simulation
-#: (:func:`lidutils.power.coverage_table`, 1000 bivariate-normal data sets per cell) is
-#: the reason: the percentile bootstrap interval of r covers the true value in 79–93 % of
-#: data sets at n = 4, 84–91 % at n = 5 and 87–92 % at n = 6, and reaches about 90 % at
-#: n = 8; the Fisher-z interval holds 95 % at every n >= 4. The permutation p, which a
-#: verdict must agree with, has only 24 distinct orderings at n = 4.
-MIN_N_VERDICT = 8
-#: Fewest units per family for a within-family verdict: with two per family the
-#: family-stratified bootstrap covers the true within-family r in only 64–76 % of data
-#: sets (three families, six units); with three per family, 90–93 % (coverage table).
-MIN_PER_FAMILY = 3
-#: Significance level of the permutation p that a verdict's CI must agree with.
-ALPHA = 0.05
-
-
 def n_effective(n, n_groups=1):
     """Units left after removing each group's mean: :math:`n_{eff} = n - G + 1`.
 
@@ -952,30 +331,6 @@ def fisher_ci(r, n_eff, ci=0.95):
     h = _sstats.norm.ppf(1 - (1 - ci) / 2) / np.sqrt(n_eff - 3)
     z = np.arctanh(r)
     return float(np.tanh(z - h)), float(np.tanh(z + h))
-
-
-def _group_index(groups, n):
-    g = pd.Series(np.asarray(groups)).astype(str).to_numpy()
-    if g.shape != (n,):
-        raise ValueError(f"groups must have one label per observation ({n}), got shape {g.shape}.")
-    labels, inv = np.unique(g, return_inverse=True)
-    return labels, inv
-
-
-def centre_within(v, groups):
-    r"""Each value minus its group's mean, :math:`\tilde v_{gi} = v_{gi} - \bar v_g` (family fixed effects)."""
-    v = np.asarray(v, dtype=np.float64)
-    _, inv = _group_index(groups, v.shape[-1])
-    means = np.bincount(inv, weights=v) / np.bincount(inv)
-    return v - means[inv]
-
-
-def _rank_within(v, inv, G):
-    out = np.empty_like(v)
-    for j in range(G):
-        m = inv == j
-        out[m] = _sstats.rankdata(v[m])
-    return out
 
 
 def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=0, ci=0.95):
@@ -1008,28 +363,28 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
         ``df = n - G - 1``, ``ci_fisher_low``, ``ci_fisher_high``, ``r_between``,
         ``design="within family"``.
     """
-    x = _check_vector(x, "x")
-    y = _check_vector(y, "y", n=x.shape[0])
+    x = check_vector(x, "x")
+    y = check_vector(y, "y", n=x.shape[0])
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    labels, inv = _group_index(groups, x.shape[0])
+    labels, inv = group_index(groups, x.shape[0])
     sizes = np.bincount(inv)
     keep = sizes[inv] >= 2
     fam_means_x = np.bincount(inv, weights=x) / sizes
     fam_means_y = np.bincount(inv, weights=y) / sizes
     x, y = x[keep], y[keep]
-    labels, inv = _group_index(labels[inv[keep]], x.shape[0])
+    labels, inv = group_index(labels[inv[keep]], x.shape[0])
     G, n = len(labels), x.shape[0]
     if G < 1 or n - G < 2:
         raise ValueError(f"a within-family correlation needs at least 2 units beyond the {G} family means "
                          f"(got {n} units in families of >= 2); use corr() on one family.")
     if method == "spearman":
-        x, y = _rank_within(x, inv, G), _rank_within(y, inv, G)
+        x, y = rank_within(x, inv, G), rank_within(y, inv, G)
     xc, yc = centre_within(x, inv), centre_within(y, inv)
     for v, nm in ((xc, "x"), (yc, "y")):
         if not np.any(np.abs(v) > 1e-12 * max(1.0, np.abs(x if nm == "x" else y).max())):
             raise ValueError(f"{nm} is constant within every family; its within-family correlation is undefined.")
-    r = float(_pearson_rows(xc, yc))
+    r = float(pearson_rows(xc, yc))
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(inv == j) for j in range(G)]
     order = np.concatenate(members)
@@ -1038,13 +393,13 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
     b = 0
     if n_perm:
         xs = xc[order]
-        step = max(1, _CHUNK_ELEMS // n)
+        step = max(1, CHUNK_ELEMS // n)
         tol = 1e-12 * max(1.0, abs(r))
         for s in range(0, int(n_perm), step):
             m_ = min(step, int(n_perm) - s)
             yp = np.concatenate([rng.permuted(np.broadcast_to(yc[mm], (m_, len(mm))), axis=1)
                                  for mm in members], axis=1)
-            b += int((np.abs(_pearson_rows(np.broadcast_to(xs, yp.shape), yp)) >= abs(r) - tol).sum())
+            b += int((np.abs(pearson_rows(np.broadcast_to(xs, yp.shape), yp)) >= abs(r) - tol).sum())
         p = (b + 1) / (int(n_perm) + 1)
     else:
         df = n - G - 1
@@ -1052,72 +407,30 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
         p = float(2 * _sstats.t.sf(abs(t), df)) if df > 0 else float("nan")
     # family-stratified bootstrap
     boots = []
-    step = max(1, _CHUNK_ELEMS // n)
+    step = max(1, CHUNK_ELEMS // n)
     for s in range(0, int(n_boot), step):
         m_ = min(step, int(n_boot) - s)
         idx = np.concatenate([mm[rng.integers(0, len(mm), size=(m_, len(mm)))] for mm in members], axis=1)
         xb, yb = x[idx], y[idx]
         if method == "spearman":
-            xb = np.concatenate([_rank_rows(xb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
-            yb = np.concatenate([_rank_rows(yb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
+            xb = np.concatenate([rank_rows(xb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
+            yb = np.concatenate([rank_rows(yb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
         mx = np.concatenate([np.repeat(xb[:, a:a + len(mm)].mean(1, keepdims=True), len(mm), 1)
                              for a, mm in zip(starts, members)], axis=1)
         my = np.concatenate([np.repeat(yb[:, a:a + len(mm)].mean(1, keepdims=True), len(mm), 1)
                              for a, mm in zip(starts, members)], axis=1)
-        boots.append(_pearson_rows(xb - mx, yb - my))
+        boots.append(pearson_rows(xb - mx, yb - my))
     boots = np.concatenate(boots) if boots else np.empty(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = _finish(r, boots, n, method, n_boot, n_perm, p, ci)
+        out = corr_result(r, boots, n, method, n_boot, n_perm, p, ci)
     n_eff = n_effective(n, G)
     lo_f, hi_f = fisher_ci(r, n_eff, ci)
     ok = sizes >= 1
-    rb = (float(_pearson_rows(fam_means_x[ok], fam_means_y[ok])) if ok.sum() >= 3 else float("nan"))
+    rb = (float(pearson_rows(fam_means_x[ok], fam_means_y[ok])) if ok.sum() >= 3 else float("nan"))
     out.update(n_eff=int(n_eff), n_families=int(G), df=int(n - G - 1), ci_fisher_low=lo_f,
                ci_fisher_high=hi_f, r_between=rb, n_between=int(ok.sum()), design="within family")
     return out
-
-
-def too_few(result, min_n=MIN_N_VERDICT, min_per_family=MIN_PER_FAMILY):
-    """Whether a result has too few units for a verdict: ``n < min_n``, or (within family) ``n / G < min_per_family``."""
-    n = result.get("n")
-    if n is None:
-        return False
-    within = result.get("design", "within family") == "within family"  # a pooled record's families do not count
-    G = int(result.get("n_families") or 1) if within else 1
-    return int(n) < int(min_n) or (G > 1 and int(n) / G < min_per_family)
-
-
-def label(result, expected_sign=-1, informative=True, min_n=MIN_N_VERDICT, alpha=ALPHA, p_key="p",
-          min_per_family=MIN_PER_FAMILY):
-    """The verdict a record may carry: its CI and its permutation p must agree, at enough units.
-
-    - ``"descriptive"``: fewer than ``min_n`` units, or a within-family result with
-      fewer than ``min_per_family`` units per family (:func:`too_few`): no label,
-      whatever the CI (see :data:`MIN_N_VERDICT`);
-    - ``"uninformative"``: ``informative=False`` (the test cannot tell);
-    - ``"replicated"`` / ``"opposite"``: :func:`verdict` says so from the CI **and**
-      ``result[p_key] < alpha`` (``p_key="p_holm"`` for a secondary record);
-    - ``"inconclusive"``: otherwise (the CI covers 0, or CI and p disagree).
-    """
-    v = verdict(result, expected_sign, informative=informative)
-    if too_few(result, min_n, min_per_family):
-        return VERDICTS[5]
-    if v in (VERDICTS[0], VERDICTS[2]):
-        p = result.get(p_key)
-        if p is None or not np.isfinite(float(p)) or float(p) >= alpha:
-            return VERDICTS[3]
-    return v
-
-
-def format_corr(result, name="r"):
-    """``"r = −0.41 [−0.62, −0.15], p = 0.003, n = 48"`` for a :func:`lidutils.stats.corr` dict."""
-    p = result["p"]
-    # the usual form: two decimals, three below 0.01, "< 0.001" below that (as lidutils.report.fmt_p)
-    ptxt = ("= —" if p is None or p != p else "< 0.001" if p < 1e-3 else
-            f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}")
-    return (f"{name} = {result['r']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
-            f"p {ptxt}, n = {int(result['n'])}")
 
 
 def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None, **kwargs):
@@ -1157,4 +470,4 @@ def corr_table(df, x, ys, method="spearman", expected_sign=None, covariates=None
 __all__ = ["corr", "partial_corr", "corr_batch", "verdict", "verdict_batch", "excludes", "holm", "label",
            "corr_within", "centre_within", "fisher_ci", "n_effective", "too_few", "MIN_N_VERDICT",
            "MIN_PER_FAMILY", "ALPHA",
-           "steiger_z", "compare_dependent", "c4_rule", "corr_table", "VERDICTS", "METHODS"]
+           "rmcorr", "corr_table", "VERDICTS", "METHODS"]

@@ -43,7 +43,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import default_cache_dir, hash_key, load_npz, save_json, save_npz
+from lidutils.cache import default_cache_dir, hash_key, load_npz, save_json, save_npz
+from lidutils.encoding import encoding_alignment
+from lidutils.features import extract
+from lidutils.global_dim import participation_ratio
+from lidutils.lid import lid_profile
 
 __all__ = ["run_sweep", "sweep_table", "task_key", "representation_scores", "model_task"]
 
@@ -286,8 +290,6 @@ def representation_scores(X, ks=(10, 20, 50), Y=None, roi_labels=None, n_pcs=300
     voxel R² of :func:`lidutils.encoding.encoding_alignment`), ``encoding_r2_<roi>``
     per ROI and the per-voxel ``encoding_r2_voxels`` array.
     """
-    from .global_dim import participation_ratio
-    from .lid import lid_profile
 
     X = np.asarray(X.detach().cpu().numpy() if hasattr(X, "detach") else X)
     prof = lid_profile(X, ks=list(ks), device=device, duplicates=duplicates)
@@ -295,7 +297,6 @@ def representation_scores(X, ks=(10, 20, 50), Y=None, roi_labels=None, n_pcs=300
     out.update({f"lid_k{k}": float(np.mean(v)) for k, v in prof.items()})
     out["participation_ratio"] = float(participation_ratio(X, device=device))
     if Y is not None:
-        from .encoding import encoding_alignment
         enc = encoding_alignment(X, Y, n_pcs=n_pcs, n_folds=n_folds, device=device, seed=seed,
                                  roi_labels=roi_labels)
         out["encoding_r2"] = enc.score
@@ -315,7 +316,6 @@ def model_task(model, images, ks=(10, 20, 50), Y=None, roi_labels=None, n_pcs=30
     :func:`lidutils.features.extract` (layer, batch size...). Pass the fMRI ``Y`` as
     ``run_sweep(..., common={"Y": Y, "images": paths})`` so it is shipped once.
     """
-    from .features import extract
 
     feats = extract(model, images, device=device, **{"progress": False, **(extract_kwargs or {})})
     if isinstance(feats, Mapping):

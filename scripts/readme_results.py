@@ -35,7 +35,7 @@ def _analysis(row):
 def table(results_dir="results"):
     """Markdown table: one row per primary analysis (claim, population, analysis, r [CI], n,
     between-family r, the row's verdict, the claim's verdict on its first row)."""
-    from lidutils import claims_page as cp
+    from lidutils.book import claims_page as cp
 
     claims = cp.read_claims(results_dir)
     if not claims:

@@ -5,7 +5,7 @@
 
 - ``results/<claim>.json``: every results file exactly as the chapters wrote it (each with
   the parameters that reproduce it and every analysis record at full precision);
-- ``records.csv``: one row per analysis record (:func:`lidutils.claims_page.records_table`);
+- ``records.csv``: one row per analysis record (:func:`lidutils.book.claims_page.records_table`);
 - ``provenance.json``: the git commit the build ran from (and whether the working tree had
   uncommitted changes), the build's parameters, the date, Python, the platform and the
   version of every installed package;
@@ -13,7 +13,7 @@
 
 ``scripts/build_book.py`` writes it into the claims page's downloads before the page is
 rendered (the page links it); :func:`load` reads it back into the claims dict that
-:func:`lidutils.claims_page.read_claims` returns for the results folder.
+:func:`lidutils.book.claims_page.read_claims` returns for the results folder.
 
     python scripts/results_archive.py results/ out.zip     # by hand
 """
@@ -48,7 +48,7 @@ Read it back (Python, with lidutils installed):
     z = zipfile.ZipFile("lid_results_archive.zip")
     claims = {n[len("results/"):-5]: json.loads(z.read(n)) for n in z.namelist()
               if n.startswith("results/") and n.endswith(".json")}
-    from lidutils import claims_page
+    from lidutils.book import claims_page
     records = claims_page.records_table(claims)
 
 or: scripts/results_archive.py's load(path). Rerun a claim: papermill the notebook named in its
@@ -100,9 +100,9 @@ def write(results_dirs, out_path, params=None):
     """Write the archive of the claim files in ``results_dirs`` to ``out_path`` (atomically).
 
     The files are stored as read (bytes), so :func:`load` gives back what
-    :func:`lidutils.claims_page.read_claims` reads from the folders. Returns ``out_path``.
+    :func:`lidutils.book.claims_page.read_claims` reads from the folders. Returns ``out_path``.
     """
-    from lidutils import claims_page as cp
+    from lidutils.book import claims_page as cp
     from lidutils.cache import atomic_path
 
     dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
@@ -129,11 +129,11 @@ def write(results_dirs, out_path, params=None):
 
 def load(path):
     """``{"claims", "files", "provenance"}`` of an archive written by :func:`write`: the claim
-    dicts as :func:`lidutils.claims_page.read_claims` reads them from the build's results
+    dicts as :func:`lidutils.book.claims_page.read_claims` reads them from the build's results
     folder(s), every results file parsed (name -> dict) and the provenance."""
     import tempfile
 
-    from lidutils import claims_page as cp
+    from lidutils.book import claims_page as cp
 
     with zipfile.ZipFile(path) as z, tempfile.TemporaryDirectory() as tmp:
         names = [n for n in z.namelist() if n.startswith("results/") and n.endswith(".json")]

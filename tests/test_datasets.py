@@ -461,7 +461,7 @@ def test_rdm_file_errors(tmp_path):
 
 def test_zoo_probe_refuses_images_of_different_sizes():
     """A list of differently sized arrays stops with the fix, not numpy's 'inhomogeneous' error."""
-    from lidutils.zoo import prepare_probe
+    from lidutils.book.zoo import prepare_probe
 
     imgs = [np.zeros((400, 400, 3), np.uint8), np.zeros((399, 400, 3), np.uint8)]
     with pytest.raises(ValueError, match=r"differ in size.*load_images"):

@@ -134,7 +134,7 @@ def test_interrupted_run_resumes(models, small_images, tmp_path, monkeypatch):
     m = models["mobilenetv2_100"]
     ref = extract(m, small_images, cache_dir=False, progress=False)
     calls, h = _count_forwards(m[0])
-    real = lf._to_pil
+    real = lf.to_pil
     seen = []
 
     def crash_on_third_batch(item):
@@ -143,11 +143,11 @@ def test_interrupted_run_resumes(models, small_images, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(item)
 
-    monkeypatch.setattr(lf, "_to_pil", crash_on_third_batch)
+    monkeypatch.setattr(lf, "to_pil", crash_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         extract(m, small_images, batch_size=2, cache_dir=tmp_path, progress=False)
     assert calls == [2, 2] and not [p for p in tmp_path.rglob("*.npz") if ".parts" not in str(p.parent)]
-    monkeypatch.setattr(lf, "_to_pil", real)
+    monkeypatch.setattr(lf, "to_pil", real)
     X = extract(m, small_images, batch_size=2, cache_dir=tmp_path, progress=False)
     h.remove()
     assert calls == [2, 2, 2]  # only the missing batch was computed

@@ -3,9 +3,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from lidutils.dependent import compare_dependent, steiger_z, zou_ci
 from lidutils.stats import (
-    VERDICTS, c4_rule, compare_dependent, corr, corr_batch, corr_table, excludes, holm, partial_corr,
-    steiger_z, verdict, verdict_batch,
+    VERDICTS, corr, corr_batch, corr_table, excludes, holm, partial_corr,
+    verdict, verdict_batch,
 )
 from lidutils import stats as S
 
@@ -316,71 +317,6 @@ def _cmp(lo, hi):
     return {"diff": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
 
 
-def test_c4_local_predicts_global_does_not():
-    loc, globs = _rec("lid k=10", -0.8, -0.4), [_rec("PR", -0.3, 0.2), _rec("TwoNN big-K", -0.1, 0.4)]
-    v, why = c4_rule(loc, globs, [_cmp(0.2, 0.6), _cmp(0.3, 0.7)])
-    assert v == "replicated" and "local" in why
-    # globals that merely fail to predict are not evidence that local predicts better
-    assert c4_rule(loc, globs)[0] == "inconclusive"
-    assert c4_rule(loc, globs, [_cmp(0.2, 0.6), _cmp(-0.1, 0.5)])[0] == "inconclusive"
-
-
-def test_c4_both_predict_equally():
-    loc, glob = _rec("lid", -0.8, -0.4), _rec("PR", -0.8, -0.4)
-    comp = {"diff": 0.0, "ci_low": -0.2, "ci_high": 0.2}
-    v, why = c4_rule(loc, [glob], {"PR": comp})
-    assert v == "not replicated" and "PR" in why
-    assert c4_rule(loc, [glob])[0] == "not replicated"  # no comparison: not shown weaker
-
-
-def test_c4_global_opposite_sign_counts_against():
-    v, why = c4_rule(_rec("lid", -0.8, -0.4), [_rec("PR", 0.3, 0.7)])
-    assert v == "not replicated" and "PR" in why
-
-
-def test_c4_global_significantly_weaker_and_other_cases():
-    loc, glob = _rec("lid", -0.9, -0.6), _rec("PR", -0.5, -0.1)
-    assert c4_rule(loc, [glob], [{"diff": 0.3, "ci_low": 0.1, "ci_high": 0.5}])[0] == "replicated"
-    assert c4_rule(_rec("lid", 0.2, 0.6), [_rec("PR", -0.2, 0.2)])[0] == "opposite"
-    assert c4_rule(_rec("lid", -0.5, 0.1), [_rec("PR", -0.2, 0.2)])[0] == "inconclusive"
-    assert c4_rule(_rec("lid", -0.5, 0.1), [glob])[0] == "not replicated"
-    with pytest.raises(ValueError, match="comparisons"):
-        c4_rule(loc, [glob], [None, None])
-
-
-def test_c4_rule_equal_strength_on_constructed_data_is_never_replicated():
-    """Local and global measures equally strong (same population r with accuracy): no "replicated"."""
-    for seed in range(3):
-        x, loc, glob = _three(60, -0.7, -0.7, 0.5, seed=seed)
-        recs = [dict(corr(x, v, n_boot=500, n_perm=500, seed=seed), analysis=a)
-                for v, a in ((loc, "lid"), (glob, "PR"))]
-        comp = compare_dependent(x, loc, glob, n_boot=500, seed=seed)
-        assert comp["ci_low"] <= 0, comp
-        v, why = c4_rule(recs[0], recs[1:], [comp])
-        assert v == "not replicated" and "PR" in why, why
-    # every global measure must be beaten: one significantly weaker, one equal -> not "replicated"
-    x, loc, weak = _three(80, -0.8, -0.1, 0.1, seed=5)
-    _, _, equal = _three(80, -0.8, -0.8, 0.6, seed=5)
-    rl = dict(corr(x, loc, n_boot=500, n_perm=500), analysis="lid")
-    gs = [dict(corr(x, g, n_boot=500, n_perm=500), analysis=a) for g, a in ((weak, "PR"), (equal, "ER"))]
-    comps = [compare_dependent(x, loc, g, n_boot=500) for g in (weak, equal)]
-    assert comps[0]["ci_low"] > 0
-    assert c4_rule(rl, gs, comps)[0] != "replicated"
-    assert c4_rule(rl, gs[:1], comps[:1])[0] == "replicated"
-
-
-def test_c4_rule_reason_names_the_stronger_global_measure():
-    loc, glob = _rec("lid", -0.8, -0.5), dict(_rec("PCA-n90", 0.85, 0.97), measure="pca_n90")
-    v, why = c4_rule(loc, [glob], [_cmp(-0.3, -0.05)])
-    assert v == "not replicated"
-    assert "MORE strongly" in why and "pca_n90" in why and "against C4" in why
-
-
-def test_c4_rule_descriptive_local_record_gives_no_verdict():
-    v, _ = c4_rule(dict(_rec("lid", -0.9, -0.6), verdict="descriptive"), [_rec("PR", -0.2, 0.2)], [_cmp(0.2, 0.5)])
-    assert v == "descriptive"
-
-
 def test_compare_dependent_within_groups_removes_a_between_group_effect():
     """Three families that differ in every variable: pooled, y2 predicts x as well as y1; within, it does not."""
     rng = np.random.default_rng(0)
@@ -489,7 +425,6 @@ def test_fisher_ci_matches_the_formula():
 
 
 def test_zou_interval_covers_the_difference_of_dependent_correlations_at_small_n():
-    from lidutils.stats import zou_ci
 
     # Zou (2007), overlapping correlations: r1 = .396, r2 = .179, r12 = .088, n = 66 -> about (-0.09, 0.52)
     lo, hi = zou_ci(0.396, 0.179, 0.088, 66)

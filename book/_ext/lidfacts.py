@@ -4,8 +4,8 @@ The prose pages (``book/*.md``) and the notebooks' markdown state populations, c
 defaults and models. Typed in, such sentences went stale within one revision (issue 23:
 "four pretrained ImageNet CNNs" when the book had six, ``n_images`` "default 500" when
 it was 300). Here each such fact is computed from the object the chapters use — the zoo
-designs (:data:`lidutils.zoo.CONTROLLED` ...), :data:`lidutils.models.OFFLINE_IMAGENET`,
-the parameter defaults (:data:`lidutils.claims.SHARED_DEFAULTS`), the paper's protocol
+designs (:data:`lidutils.book.zoo.CONTROLLED` ...), :data:`lidutils.models.OFFLINE_IMAGENET`,
+the parameter defaults (:data:`lidutils.book.claims.SHARED_DEFAULTS`), the paper's protocol
 (:data:`lidutils.paper.PROTOCOL`) — and handed to MyST as a substitution: a page writes
 ``{{ zoo_networks }}`` and the book shows ``90``.
 
@@ -48,7 +48,8 @@ def _levels(xs):
 
 def facts():
     """Substitution name -> text, every one computed from the code the chapters run."""
-    from lidutils import claims, models, paper, population, stats, zoo
+    from lidutils import models, stats
+    from lidutils.book import claims, paper, population, zoo
 
     fm, an, fa = zoo.CONTROLLED, zoo.CONTROLLED_ANIMAL, zoo.FACTORIAL
     fams = [_FAMILY_NAMES.get(f, f) for f in fm.capacity]
@@ -60,7 +61,7 @@ def facts():
     imagenet = list(models.OFFLINE_IMAGENET)
     sd = claims.SHARED_DEFAULTS
     f = {
-        # the controlled zoo (lidutils.zoo.CONTROLLED) and its replication
+        # the controlled zoo (lidutils.book.zoo.CONTROLLED) and its replication
         "zoo_data": _DATA_NAMES.get(fm.data, fm.data),
         "zoo_families": _and(fams),
         "zoo_n_families": str(len(fams)),
@@ -92,7 +93,7 @@ def facts():
         "n_controls_word": _word(len(population.DEFAULT_CONTROLS)),
         "controls": _and(f"`{c}`" for c in population.DEFAULT_CONTROLS),
         "n_paper_models": str(len(models.PAPER_MODELS)),
-        # parameter defaults (lidutils.claims.SHARED_DEFAULTS) and the paper's protocol
+        # parameter defaults (lidutils.book.claims.SHARED_DEFAULTS) and the paper's protocol
         "n_images": str(sd["n_images"]),
         "n_boot": _thousands(sd["n_boot"]),
         "n_perm": _thousands(sd["n_perm"]),

@@ -16,7 +16,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB = ROOT / "notebooks"
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
@@ -68,7 +68,7 @@ def _finite(x):
 def _check_claim(path, claim):
     from test_claims import _check_record
 
-    from lidutils.claims import NOTEBOOK_DEFAULTS, SHARED_DEFAULTS
+    from lidutils.book.claims import NOTEBOOK_DEFAULTS, SHARED_DEFAULTS
 
     d = json.loads(path.read_text())
     for key in ("claim", "statement", "paper_value", "paper_r", "primary", "verdict", "verdict_reason",
@@ -122,7 +122,7 @@ def test_claims_page_reads_the_results(executed, tmp_path):
     pm.execute_notebook(str(ROOT / "book" / "claims.ipynb"), str(tmp_path / "claims.ipynb"),
                         parameters=dict(results_dir=str(out)), cwd=str(ROOT), kernel_name="python3",
                         progress_bar=False)
-    from lidutils.report import claims_table
+    from lidutils.book.report import claims_table
 
     table = claims_table(out)
     assert list(table["claim"]) == [f"C{i}" for i in range(1, 10)]
@@ -133,11 +133,11 @@ def test_claims_page_reads_the_results(executed, tmp_path):
 
 # ----------------------------------------------------------------------------- fast tests
 # A user's own RDM set through notebook 03 (1 region x 1 subject, 3 regions x 3 subjects, every
-# image and RDM form): tests/test_own_data.py.
+# image and RDM form): tests/book/test_own_data.py.
 
 
 def test_paper_tier_refuses_without_data(tmp_path):
-    from lidutils.population import PaperTierUnavailable, build_population
+    from lidutils.book.population import PaperTierUnavailable, build_population
 
     with pytest.raises(PaperTierUnavailable, match="nsd_root"):
         build_population(tier="paper", nsd_root=None, probe=_Probe(), cache_dir=tmp_path)
@@ -146,7 +146,7 @@ def test_paper_tier_refuses_without_data(tmp_path):
 
 
 def test_model_lists_must_be_lists(tmp_path):
-    from lidutils.population import build_population
+    from lidutils.book.population import build_population
 
     with pytest.raises(ValueError, match="-y"):
         build_population(models="[tf_efficientnet_lite0]", include=("imagenet",), probe=_Probe(),
@@ -186,7 +186,7 @@ def test_paper_tier_dry_run_command(tmp_path):
 @needs_data
 def test_population_layer_parameter(executed):
     """build_population(layer=...) reaches the zoo's checkpoints and the ImageNet models' modules."""
-    from lidutils.population import build_population
+    from lidutils.book.population import build_population
 
     _, cache, _, _ = executed
     pop = build_population(zoo_grid="smoke", include=("zoo",), cache_dir=cache, data_dir=DATA, device="cpu",
@@ -197,3 +197,24 @@ def test_population_layer_parameter(executed):
     with pytest.raises(ValueError, match="no module"):
         build_population(zoo_grid="smoke", include=("zoo",), cache_dir=cache, data_dir=DATA, device="cpu",
                          layer="nonexistent")
+
+
+#: What a chapter's code cell may not do itself: draw with matplotlib, compute with numpy/scipy,
+#: call the statistics directly or mark records (it calls lidutils.book for those).
+NOT_IN_A_NOTEBOOK = (r"\bplt\.", r"import matplotlib", r"\bnp\.", r"import numpy", r"\bscipy\b",
+                     r"\bst(ats)?\.(corr|partial_corr|corr_within|holm|verdict|label)\(", r"mark_uninformative\(",
+                     r"\bholm\(")
+
+
+def test_notebook_code_cells_call_the_book_layer():
+    """Notebooks read as the paper's sentences: no statistic, figure or record marking computed inline."""
+    import json
+    import re
+
+    bad = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")) + [ROOT / "book" / "claims.ipynb"]:
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                src = "".join(cell["source"])
+                bad += [f"{path.name} cell {i}: {pat}" for pat in NOT_IN_A_NOTEBOOK if re.search(pat, src)]
+    assert bad == []

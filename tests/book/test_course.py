@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("otter")
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 spec = importlib.util.spec_from_file_location("course_build", ROOT / "course" / "build.py")

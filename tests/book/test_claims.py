@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lidutils import claims as C
-from lidutils import measures as M
+from lidutils.book import claims as C, local_global as LG
+from lidutils.book import measures as M
 from lidutils import stats as S
-from lidutils.population import Population
-from lidutils.simulate import make_world, world_population
+from lidutils.book.population import Population
+from lidutils.book.simulate import make_world, world_population
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(n_boot=200, n_perm=200)
 
 
@@ -71,11 +71,11 @@ def test_analysis_populations_use_design_cells_and_converged_networks():
 
 
 def test_paper_k_and_k_grid():
-    assert C.paper_k("C3", 1000) == 50 and C.paper_k("C2", 1000) == 200  # 1000 is not below N/4
-    assert C.paper_k("C3", 150) == 20
+    assert C.claim_k("C3", 1000) == 50 and C.claim_k("C2", 1000) == 200  # 1000 is not below N/4
+    assert C.claim_k("C3", 150) == 20
     assert C.k_grid(1000) == [5, 10, 20, 50, 100, 200, 250]
     with pytest.raises(ValueError, match="too few"):
-        C.paper_k("C3", 12)
+        C.claim_k("C3", 12)
 
 
 # ----------------------------------------------------------------------------- measures
@@ -106,7 +106,7 @@ def test_ridge_matrix_equals_pairwise_ridge():
     Z = rng.standard_normal((60, 4))
     reps = {f"m{i}": np.tanh(Z @ rng.standard_normal((4, 6 + i))) + 0.3 * rng.standard_normal((60, 6 + i))
             for i in range(3)}
-    fast = M.ridge_matrix(reps, n_pcs=5)
+    fast = M.ridge_all_pairs(reps, n_pcs=5)
     slow = alignment_matrix(reps, metric="ridge", n_pcs=5)
     np.testing.assert_allclose(fast.to_numpy(), slow.to_numpy(), atol=1e-10)
 
@@ -261,7 +261,7 @@ def test_study_table_is_one_row_per_design_cell():
     assert {"mle_k5", "mle_k10", "twonn", "log10_params"} <= set(t.columns)
     P = C.primary_analysis(st, "C3", "accuracy")
     assert P["records"][0]["unit"] == "design cells" and P["records"][0]["n"] == len(t)
-    assert P["k"] == C.paper_k("C3", 120)
+    assert P["k"] == C.claim_k("C3", 120)
     cap = C.series_table(st, name, "capacity", ks=[5])
     assert set(cap.index) == {f"{f}-c{c}" for f in ("mlp", "convnet") for c in range(3)}
     fam = C.family_records(st, "C3", t, "mle_k10", "accuracy", name)
@@ -389,9 +389,9 @@ def test_c4_records_are_measured_quantities_and_globals_never_replicated():
 
 def test_c4_global_record_that_predicts_is_against_c4():
     rec = dict(_rec(-0.6, -0.8, -0.3, verdict="replicated"), p=0.001)
-    out = C._global_verdict(rec)
+    out = LG._global_verdict(rec)
     assert out["verdict"] == "not replicated" and "global predicts (against C4)" in out["reason"]
-    assert C._global_verdict(dict(_rec(0.1, -0.3, 0.5), p=0.6))["verdict"] == "inconclusive"
+    assert LG._global_verdict(dict(_rec(0.1, -0.3, 0.5), p=0.6))["verdict"] == "inconclusive"
 
 
 def test_c4_reason_states_r_against_k():
@@ -419,7 +419,7 @@ def test_brain_rule_needs_scores_above_the_low_level_baseline():
 
 
 def test_brain_records_carry_reliability_and_partialled_score():
-    from lidutils.report import describe
+    from lidutils.book.report import describe
 
     st = C.from_population(_pixel_world_population(), **FAST)
     name = next(iter(st.populations))
@@ -438,8 +438,8 @@ def test_brain_records_carry_reliability_and_partialled_score():
 
 def test_claims_page_c4_row_shows_the_local_global_contrast(tmp_path):
     """The claims page's C4 row is C4's own contrast, not C3's correlation."""
-    from lidutils import claims_page as CP
-    from lidutils.report import write_claim
+    from lidutils.book import claims_page as CP
+    from lidutils.book.report import write_claim
 
     st, name, t, blocks = _c4_blocks()
     recs = C.finalize(C.c4_records(blocks, primary="accuracy"), C.c4_records(blocks, "accuracy")[0]["analysis"])

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from lidutils import zoo
-from lidutils.zoo import (GRIDS, ZooEntry, deduplicate, load_animal_mnist, load_embeddings,
-                          prepare_probe, train_zoo, zoo_summary)
+from lidutils.book import zoo, zoo_data, zoo_training
+from lidutils.book.zoo import (
+    GRIDS, ZooEntry, deduplicate, load_animal_mnist, load_embeddings, prepare_probe, train_zoo, zoo_summary)
 
 # A cheap grid for the cache/resume/determinism tests (MLP + a BatchNorm CNN).
 MINI = [ZooEntry("mlp", 32, 1, 0.2, epochs=(1, 2)),
@@ -26,7 +26,7 @@ def _probe(n=6, seed=0):
     return img
 
 
-_REAL_TRAIN_ENTRY = zoo._train_entry
+_REAL_TRAIN_ENTRY = zoo_training._train_entry
 
 
 class Interrupted(Exception):
@@ -34,7 +34,7 @@ class Interrupted(Exception):
 
 
 class Counter:
-    """Wraps zoo._train_entry: counts calls, optionally raises after ``fail_after`` calls."""
+    """Wraps zoo_training._train_entry: counts calls, optionally raises after ``fail_after`` calls."""
 
     def __init__(self, fail_after=None):
         self.calls, self.fail_after, self.real = [], fail_after, _REAL_TRAIN_ENTRY
@@ -75,7 +75,7 @@ def test_dedup_conflicting_labels_dropped():
 
 
 def test_split_has_no_test_image_in_train():
-    data = zoo._Data(None, None)
+    data = zoo.ZooData(None, None)
     assert len(set(data.train_idx) & set(data.test_idx)) == 0
     flat = (data.raw.reshape(len(data.raw), -1).numpy() * 255).round().astype(np.uint8)
     tr = {r.tobytes() for r in flat[data.train_idx]}
@@ -109,7 +109,7 @@ def test_smoke_grid_learns_and_differs(smoke):
 def test_rerun_is_a_cache_hit(smoke, monkeypatch):
     cache, table = smoke
     counter = Counter()
-    monkeypatch.setattr(zoo, "_train_entry", counter)
+    monkeypatch.setattr(zoo_training, "_train_entry", counter)
     again = train_zoo("smoke", cache_dir=cache, probe_images=_probe(), progress=False)
     assert counter.calls == []
     assert again[["member", "test_acc"]].equals(table[["member", "test_acc"]])
@@ -118,7 +118,7 @@ def test_rerun_is_a_cache_hit(smoke, monkeypatch):
 def test_new_probe_embedded_from_checkpoints(smoke, monkeypatch):
     cache, table = smoke
     counter = Counter()
-    monkeypatch.setattr(zoo, "_train_entry", counter)
+    monkeypatch.setattr(zoo_training, "_train_entry", counter)
     other = train_zoo("smoke", cache_dir=cache, probe_images=_probe(n=4, seed=1), progress=False)
     assert counter.calls == []
     assert load_embeddings(other.iloc[0], which="probe").shape == (4, other.iloc[0]["embed_dim"])
@@ -129,7 +129,7 @@ def test_changed_entry_retrains_only_that_entry(smoke, monkeypatch):
     grid = list(GRIDS["smoke"])
     grid[2] = ZooEntry("mlp", 128, 2, 0.05, epochs=(1, 2), seed=5)  # was seed 0
     counter = Counter()
-    monkeypatch.setattr(zoo, "_train_entry", counter)
+    monkeypatch.setattr(zoo_training, "_train_entry", counter)
     table = train_zoo(grid, cache_dir=cache, probe_images=_probe(), progress=False)
     assert counter.calls == [grid[2].key]
     assert table["key"].unique().tolist() == [e.key for e in grid]
@@ -137,7 +137,7 @@ def test_changed_entry_retrains_only_that_entry(smoke, monkeypatch):
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo, "_train_entry", Counter(fail_after=1))
+    monkeypatch.setattr(zoo_training, "_train_entry", Counter(fail_after=1))
     with pytest.raises(Interrupted):
         train_zoo(MINI, cache_dir=tmp_path, probe_images=_probe(), progress=False)
     done = zoo_summary(tmp_path)
@@ -145,7 +145,7 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     first_ckpt = done["ckpt_path"].iloc[0]
     mtime = os.stat(first_ckpt).st_mtime_ns
     counter = Counter()
-    monkeypatch.setattr(zoo, "_train_entry", counter)
+    monkeypatch.setattr(zoo_training, "_train_entry", counter)
     table = train_zoo(MINI, cache_dir=tmp_path, probe_images=_probe(), progress=False)
     assert counter.calls == [MINI[1].key, MINI[2].key]
     assert os.stat(first_ckpt).st_mtime_ns == mtime
@@ -204,11 +204,11 @@ def test_entry_validation_and_keys():
 
 
 def test_prepare_probe_matches_training_polarity():
-    reference = zoo._as_nchw(load_animal_mnist()[0][:50])      # white on black
+    reference = zoo_data._as_nchw(load_animal_mnist()[0][:50])      # white on black
     probe = _probe()                                           # dark on white
     t, inverted = prepare_probe(probe, (1, 28, 28), reference=reference)
     assert inverted and t.shape == (6, 1, 28, 28)
-    assert zoo._border_mean(t) < 0.5                           # background now dark
+    assert zoo_data._border_mean(t) < 0.5                           # background now dark
     gray = np.repeat(probe[..., :1], 3, axis=-1)
     t1, _ = prepare_probe(gray, (1, 28, 28), reference=reference)
     t2, inv2 = prepare_probe(255 - gray[..., 0], (1, 28, 28), reference=reference)  # already dark
@@ -221,11 +221,11 @@ def test_custom_images_validation():
     with pytest.raises(ValueError, match="labels"):
         train_zoo("smoke", images=np.zeros((10, 8, 8), np.uint8), labels=None)
     with pytest.raises(ValueError, match="shape"):
-        zoo._as_nchw(np.zeros((10, 8), np.uint8))
+        zoo_data._as_nchw(np.zeros((10, 8), np.uint8))
 
 
 def test_cli_summary(smoke, capsys, tmp_path):
-    from lidutils.cli import main
+    from lidutils.book.cli import main
 
     cache, _ = smoke
     assert main(["zoo", "summary", "--cache-dir", str(cache), "--csv", str(tmp_path / "z.csv")]) == 0
@@ -286,7 +286,7 @@ def test_controlled_design_meets_the_stated_factorial_design():
     assert animal["family"].nunique() >= 3 and zoo.GRID_DATA["controlled-animal"] == "animal-mnist"
     # every data level fits its training split (Fashion-MNIST: 60 000 training images)
     assert t["n_train"].max() <= 60_000
-    assert animal["n_train"].max() == len(zoo._Data(None, None, dataset="animal-mnist").train_idx)
+    assert animal["n_train"].max() == len(zoo.ZooData(None, None, dataset="animal-mnist").train_idx)
 
 
 def test_convergence_rule():
@@ -335,7 +335,7 @@ def test_shift_augmentation_translates():
 
     x = torch.arange(2 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
     gen = torch.Generator().manual_seed(0)
-    out = zoo._shift_batch(x, 1, gen, torch.tensor([-1.0]))
+    out = zoo_training._shift_batch(x, 1, gen, torch.tensor([-1.0]))
     assert out.shape == x.shape
     for i in range(2):
         o = out[i, 0]
@@ -347,16 +347,13 @@ def test_shift_augmentation_translates():
 
 
 def test_penalty_hook_called_only_with_a_weight(tmp_path, monkeypatch):
-    import sys
-    import types
-
     calls = []
 
     def batch_penalty(emb, kind, k):
         calls.append((tuple(emb.shape), kind, k))
         return emb.pow(2).mean()
 
-    monkeypatch.setitem(sys.modules, "lidutils.penalty", types.SimpleNamespace(batch_penalty=batch_penalty))
+    monkeypatch.setattr(zoo_training, "batch_penalty", batch_penalty)  # imported at module top there
     base = dict(arch="mlp", width=16, depth=1, n_train=200, epochs=(2,), embed_dim=16, schedule="cosine")
     plain = train_zoo([ZooEntry(**base)], cache_dir=tmp_path, probe_images=_probe(), progress=False)
     assert calls == []                                                    # weight 0: nothing computed
@@ -383,7 +380,7 @@ def test_two_workers_bit_identical_to_serial(tmp_path):
 
 
 def test_cli_train_and_design(controlled_smoke, capsys):
-    from lidutils.cli import main
+    from lidutils.book.cli import main
 
     cache, table = controlled_smoke
     assert main(["zoo", "train", "--grid", "controlled-smoke", "--cache-dir", str(cache), "--workers", "1",

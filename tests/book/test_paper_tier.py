@@ -12,9 +12,8 @@ from scipy import stats  # noqa: E402
 from lidutils.features import extract  # noqa: E402
 from lidutils.models import PAPER_MODELS  # noqa: E402
 from lidutils.nsd import load_algonauts2023  # noqa: E402
-from lidutils.paper_tier import (DRY_RUN_MODELS, build_paper_population, dry_run,  # noqa: E402
-                                 hf_model_from_config, lid_r2_map, paper_model, read_bundle, to_fsaverage5,
-                                 vertexwise_corr)
+from lidutils.book.paper_tier import (
+    DRY_RUN_MODELS, build_paper_population, dry_run, hf_model_from_config, lid_r2_map, paper_model, read_bundle, to_fsaverage5, vertexwise_corr)
 from lidutils.standins import N_FSAVERAGE5, make_nsd_layout  # noqa: E402
 
 # one model of each paper family (ConvNeXt, ResNet, ResMLP, MAE-ViT), untrained, 32 px
@@ -90,10 +89,10 @@ def test_bundle_round_trip_and_no_mixing(dry):
 
 @pytest.mark.slow
 def test_one_command_reads_the_bundle(dry, capsys):
-    from lidutils.paper_tier import main
+    from lidutils.book.cli import main
 
     d, _, run = dry
-    assert main([str(d), "--models", *TINY, "--device", "cpu"]) == 0
+    assert main(["paper-tier", "dryrun", str(d), "--models", *TINY, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "paper-dryrun" in out and "never results" in out and "resmlp_12_224.fb_in1k" in out
     with pytest.raises(ValueError, match="never mixed"):
@@ -106,7 +105,7 @@ def test_one_command_reads_the_bundle(dry, capsys):
 
 @pytest.mark.slow  # one end-to-end dry run (module fixture): ~15 s idle, more on a loaded CPU
 def test_surface_map_from_the_generated_layout(dry):
-    from lidutils.plotting import surface_maps
+    from lidutils.book.plotting import surface_maps
 
     _, _, run = dry
     maps = run.vertex_r2[1]["convnext_atto.d2_in1k"]

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lidutils import intervention as IV
-from lidutils import zoo
+from lidutils.book import intervention as IV
+from lidutils.book import zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 
@@ -229,15 +229,15 @@ def test_figures_draw_from_the_tables():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lidutils import plotting as P
+    from lidutils.book import intervention_figures as IVF
 
     t, curves = _table()
     d = IV.paired(t, curves=curves)
     s = IV.paired_summary(d)
-    for fig in (P.paired_dose_response(s, ["lid", "test_at_fit"]), P.matched_fit(curves, t),
-                P.arm_scatter(d, ["d_test_at_fit", "d_gap"])):
+    for fig in (IVF.paired_dose_response(s, ["lid", "test_at_fit"]), IVF.matched_fit(curves, t),
+                IVF.arm_scatter(d, ["d_test_at_fit", "d_gap"])):
         assert len(fig.axes) >= 2
-    assert P.paired_dose_response(s, ["lid"], label_noise=0.4) is None
+    assert IVF.paired_dose_response(s, ["lid"], label_noise=0.4) is None
 
 
 def test_validate_penalty_tracks_lid():

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from lidutils import paper
-from lidutils.power import PAPER_RS, claim_power, decide, decision_agreement, power, power_at
-from lidutils.stats import _rank_rows, _resample_ranks, corr, verdict
+from lidutils.book import paper
+from lidutils.book.power import PAPER_RS, claim_power, decide, decision_agreement, power, power_at
+from lidutils.resampling import rank_rows, resample_ranks
+from lidutils.stats import corr, verdict
 
 
 @pytest.fixture(autouse=True)
@@ -17,8 +18,8 @@ def test_fast_resampled_ranks_match_rankdata():
     x = rng.standard_normal((4, 11))
     idx = rng.integers(0, 11, (4, 6, 11))
     ranks = np.argsort(np.argsort(x, 1), 1)
-    expected = _rank_rows(np.take_along_axis(np.broadcast_to(x[:, None], idx.shape), idx, 2))
-    np.testing.assert_allclose(_resample_ranks(ranks, idx), expected)
+    expected = rank_rows(np.take_along_axis(np.broadcast_to(x[:, None], idx.shape), idx, 2))
+    np.testing.assert_allclose(resample_ranks(ranks, idx), expected)
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman"])
@@ -86,7 +87,7 @@ def test_paper_table():
 
 
 def test_coverage_table_fisher_holds_and_percentile_falls_short_at_small_n():
-    from lidutils.power import coverage_table, min_n_for_coverage
+    from lidutils.book.power import coverage_table, min_n_for_coverage
 
     cov = coverage_table(ns=(4, 9), rs=(0.0, -0.8), n_sim=300, n_boot=200, seed=1)
     c = cov.set_index(["interval", "n", "r_true"])["coverage"].sort_index()

@@ -20,9 +20,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from lidutils import claims_page as cp  # noqa: E402
+from lidutils.book import claims_page as cp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_script(name):
@@ -515,7 +515,7 @@ def test_cffconvert_validates_citation_cff():
 
 # -------------------------------------------------------------------- tables for a reader
 def test_formatters_give_the_usual_forms():
-    from lidutils import report as R
+    from lidutils.book import report as R
 
     assert R.fmt_p(9.999000099990002e-05, n_perm=10000) == "< 0.001"
     assert R.fmt_p(1 / 501, n_perm=500) == "≤ 0.002"
@@ -531,7 +531,7 @@ def test_formatters_give_the_usual_forms():
 def test_records_frame_shows_words_not_reprs_and_leaves_records_alone():
     import copy
 
-    from lidutils import claims as C
+    from lidutils.book import claims as C
 
     rec = dict(analysis="zoo: LID vs accuracy (pearson)", method="pearson", k=50, n=24.0, unit="design cells",
                r=0.576637, ci_low=0.137728, ci_high=0.817404, p=0.0038, p_holm=None, r_between=float("nan"),
@@ -584,8 +584,8 @@ def test_other_tables_and_values_for_a_reader():
     import numpy as np
     import pandas as pd
 
-    from lidutils import claims as C
-    from lidutils import report as R
+    from lidutils.book import claims as C
+    from lidutils.book import report as R
 
     idx = pd.MultiIndex.from_tuples([("zoo", "EVC"), ("zoo", "IT")], names=["population", "roi"])
     t = pd.DataFrame(dict(n_units=[24.0, 24.0], reliability=[0.6812, 0.78], informative=[False, True],

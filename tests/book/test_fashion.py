@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lidutils import zoo
+from lidutils.book import zoo, zoo_training
 from lidutils.datasets import DataError
 from lidutils.loaders import FASHION_FILES, _read_verified_idx, load_fashion_mnist
 
@@ -28,7 +28,7 @@ def mirror():
 
 @pytest.fixture(scope="module")
 def fashion():
-    return zoo._Data(None, None, dataset="fashion-mnist")
+    return zoo.ZooData(None, None, dataset="fashion-mnist")
 
 
 def _copy_test_files(mirror, dst):
@@ -87,22 +87,22 @@ def test_standard_split_no_test_image_in_train(fashion):
 
 def test_data_subsets_nested_and_stratified(fashion):
     sizes = [500, 1400, 4000, 30_000]
-    subsets = [zoo._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=n, seed=1), fashion)[0] for n in sizes]
+    subsets = [zoo_training._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=n, seed=1), fashion)[0] for n in sizes]
     for small, large, n in zip(subsets, subsets[1:], sizes):
         assert len(small) == n and set(small) <= set(large)              # a larger subset contains the smaller
         assert set(small) <= set(fashion.train_idx)
     for idx, n in zip(subsets, sizes):
         counts = np.bincount(fashion.labels[idx], minlength=10)
         assert counts.max() - counts.min() <= 2, counts                  # stratified prefix
-    other = zoo._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=500, seed=2), fashion)[0]
+    other = zoo_training._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=500, seed=2), fashion)[0]
     assert len(set(other) & set(subsets[0])) < 100                       # another seed, another subset
     with pytest.raises(ValueError, match="exceeds"):
-        zoo._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=60_001), fashion)
+        zoo_training._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=60_001), fashion)
 
 
 @pytest.mark.parametrize("noise", [0.2, 0.4])
 def test_label_noise_realised_as_specified(fashion, noise):
-    idx, clean, noisy = zoo._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=4000, label_noise=noise), fashion)
+    idx, clean, noisy = zoo_training._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=4000, label_noise=noise), fashion)
     np.testing.assert_array_equal(clean, fashion.labels[idx])
     wrong = noisy != clean
     assert wrong.sum() == round(noise * 4000)                            # exactly the stated fraction
@@ -110,6 +110,6 @@ def test_label_noise_realised_as_specified(fashion, noise):
     off = (noisy[wrong] - clean[wrong]) % 10
     assert off.min() >= 1 and np.bincount(off, minlength=10)[1:].min() > 0.5 * wrong.sum() / 9
     # the same seed gives the same noise; the clean subset is the clean entry's subset
-    idx0, _, noisy0 = zoo._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=4000), fashion)
+    idx0, _, noisy0 = zoo_training._train_subset(zoo.ZooEntry("mlp", 8, 1, n_train=4000), fashion)
     np.testing.assert_array_equal(idx, idx0)
     assert (noisy0 == clean).all()

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lidutils import factorial as F
+from lidutils.book import factorial as F
 from lidutils import stats as S
-from lidutils import zoo as Z
+from lidutils.book import zoo as Z
 
 FAST = dict(n_boot=500, n_perm=2000, seed=0)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
 
@@ -198,7 +198,7 @@ def smoke(tmp_path_factory):
 @pytest.mark.slow
 @needs_data
 def test_smoke_grid_end_to_end(smoke, tmp_path):
-    from lidutils import claims_page as cp
+    from lidutils.book import claims_page as cp
 
     cache, nets, seconds = smoke
     t0 = time.perf_counter()

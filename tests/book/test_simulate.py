@@ -5,7 +5,7 @@ import torch
 
 from lidutils.global_dim import participation_ratio
 from lidutils.lid import lid_mle
-from lidutils.simulate import World, claim_analysis, generalization_score, make_world
+from lidutils.book.simulate import World, claim_analysis, generalization_score, make_world
 from lidutils.stats import corr
 
 
@@ -117,4 +117,4 @@ def test_global_only_and_local_only_worlds():
     assert _cv(lid_l) > 0.1 and _cv(pr_l) < 0.01
     assert np.ptp(loc.truth["spectrum"]) > 0  # PR held fixed by solving the spectrum
 
-# decision-rule power: tests/test_power.py
+# decision-rule power: tests/book/test_power.py

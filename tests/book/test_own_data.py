@@ -21,7 +21,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB03 = ROOT / "notebooks" / "03_model_brain.ipynb"
 DATA = os.environ.get("LIDUTILS_DATA_DIR") or (
     str(ROOT.parent / "shared" / "data") if (ROOT.parent / "shared" / "data").is_dir() else None)
@@ -79,7 +79,7 @@ def square(cond, diagonal=0.0):
 @pytest.fixture(scope="module")
 def zoo_cache(tmp_path_factory):
     """A cache with the smoke zoo trained (once for the module), embedding a generated image set."""
-    from lidutils.population import build_population
+    from lidutils.book.population import build_population
 
     cache = tmp_path_factory.mktemp("own-data-cache")
     d = tmp_path_factory.mktemp("own-data-zoo")

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import lidfacts  # noqa: E402
 
@@ -42,7 +42,8 @@ def facts():
 
 # ---------------------------------------------------------------------------- facts (item 1)
 def test_facts_are_read_from_the_code(facts):
-    from lidutils import claims, models, zoo
+    from lidutils import models
+    from lidutils.book import claims, zoo
 
     assert facts["n_imagenet"] == str(len(models.OFFLINE_IMAGENET))
     assert facts["zoo_networks"] == str(len(zoo.CONTROLLED.entries()))
@@ -229,7 +230,7 @@ def test_launch_cell_installs_into_a_clone_where_lidutils_is_missing(monkeypatch
 def test_results_archive_reloads_into_the_same_records(tmp_path):
     from test_book import new_results
 
-    from lidutils import claims_page as cp
+    from lidutils.book import claims_page as cp
 
     res = tmp_path / "results"
     new_results(res)
