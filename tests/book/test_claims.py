@@ -10,6 +10,7 @@ import pytest
 
 from lidutils.book import claims as C, local_global as LG
 from lidutils.book import measures as M
+from lidutils.book import study as STUDY, validation as VAL
 from lidutils import stats as S
 from lidutils.book.population import Population
 from lidutils.book.simulate import make_world, world_population
@@ -314,9 +315,10 @@ def test_pixel_world_brain_test_is_uninformative():
 @pytest.mark.slow
 def test_positive_world_replicates_through_the_chapters_functions(monkeypatch):
     called = []
-    for fn in ("primary_analysis", "local_global", "correlate"):
-        real = getattr(C, fn)
-        monkeypatch.setattr(C, fn, lambda *a, _f=real, _n=fn, **k: called.append(_n) or _f(*a, **k))
+    # patched where world_claims and Study look them up (the book modules, not the claims namespace)
+    for mod, fn in ((VAL, "primary_analysis"), (VAL, "local_global"), (STUDY, "correlate")):
+        real = getattr(mod, fn)
+        monkeypatch.setattr(mod, fn, lambda *a, _f=real, _n=fn, **k: called.append(_n) or _f(*a, **k))
     out = C.world_claims(make_world("positive", seed=0), **FAST)
     assert {"primary_analysis", "local_global", "correlate"} <= set(called)
     assert {r["claim"]: r["verdict"] for r in out["records"]} == {"C1": "replicated", "C2": "replicated",
