@@ -21,7 +21,6 @@ Usage: ``python course/build.py [--out _build/course] [--run-tests] [name ...]``
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import nbformat
 import yaml
+
+from lidutils.book.params import notebook_parameter_defaults
 
 COURSE = Path(__file__).resolve().parent
 ROOT = COURSE.parent
@@ -164,15 +165,12 @@ def rubric(paths):
 
 # ----------------------------------------------------------------------------- parameters
 def declared_parameters(notebook):
-    """Names assigned in a notebook's ``parameters`` cell (papermill's declared parameters)."""
-    nb = nbformat.read(str(notebook), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            tree = ast.parse(cell.source)
-            return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(t, ast.Name)}
-    return set()
+    """Names assigned in a notebook's ``parameters`` cell (papermill's declared parameters); none
+    without such a cell. Parsed by :func:`lidutils.book.params.notebook_parameter_defaults`."""
+    try:
+        return set(notebook_parameter_defaults(notebook))
+    except ValueError:  # no cell tagged 'parameters'
+        return set()
 
 
 _PM = re.compile(r"papermill\s+(?P<nb>\S+\.ipynb)(?P<rest>(?:[^\n`]|\\\n)*)")

@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from lidutils.book.params import notebook_parameter_defaults
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import lidfacts  # noqa: E402
@@ -314,17 +316,10 @@ def test_forking_page_is_in_the_book():
     assert yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 
 
-def _parameters_of(nb_path):
-    nb = nbformat.read(str(nb_path), as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    return {ln.split("=")[0].strip() for ln in cell.source.splitlines()
-            if re.match(r"^[A-Za-z_]\w*\s*=", ln)}
-
-
 def test_commands_in_the_pages_pass_parameters_the_notebooks_have():
     """Every ``-p NAME`` / ``-y 'NAME: ...'`` of a papermill or build_book command in a page or the
     README is a parameter of that notebook (of some chapter, for build_book)."""
-    params = {p.stem: _parameters_of(p) for p in (ROOT / "notebooks").glob("*.ipynb")}
+    params = {p.stem: set(notebook_parameter_defaults(p)) for p in (ROOT / "notebooks").glob("*.ipynb")}
     every = set().union(*params.values())
     bad = []
     for page in PROSE + sorted((ROOT / "docs").glob("*.md")):
