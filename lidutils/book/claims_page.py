@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lidutils.book.plotting import VERDICT_COLORS
-from lidutils.book.report import claim_order, fmt_p, read_claims  # noqa: F401  (read_claims: CP.read_claims)
+from lidutils.book.report import claim_order, fmt_p, fmt_r, read_claims  # noqa: F401  (read_claims: CP.read_claims)
 from lidutils.cache import atomic_path, save_json
 
 #: Claim-level fields copied onto every record row (absent -> None).
@@ -125,10 +125,6 @@ def _row_label(row):
     if row.get("dry_run"):
         lab += " (dry run)"
     return lab
-
-
-def _fmt(v, spec="+.2f"):
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec).replace("-", "−")
 
 
 def _annotation(row):
@@ -258,14 +254,14 @@ def _describe(row):
 def _ci_text(row):
     if math.isnan(row["r"]):
         return "—"
-    text = f"{_fmt(row['r'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    text = f"{fmt_r(row['r'])} [{fmt_r(row['ci_low'])}, {fmt_r(row['ci_high'])}]"
     con = _contrast(row)
     return f"{html.escape(con)}: {text}" if con else text
 
 
 def _paper_text(row):
     if not math.isnan(row["paper_r"]):
-        return _fmt(row["paper_r"])
+        return fmt_r(row["paper_r"])
     return row["paper_value"] if isinstance(row["paper_value"], str) and row["paper_value"] else "—"
 
 
@@ -386,7 +382,7 @@ def analyses_html(records, link_base="../", summary=None):
         cells = [claim, f'<span title="{html.escape(_describe(row), quote=True)}">{label}</span>',
                  html.escape(str(row["population"] or "")), f"{n}", _ci_text(row),
                  html.escape(fmt_p(row["p"]))] + ([html.escape(fmt_p(row["p_holm"]))] if holm else []) + \
-            [_fmt(row["power"], ".2f"), _badge(row["verdict"])]
+            [fmt_r(row["power"], sign=False), _badge(row["verdict"])]
         tds = "".join(f'<td{" class=num" if h in num else ""}>{c}</td>' for h, c in zip(head, cells))
         out.append(f"<tr>{tds}</tr>")
     out.append("</tbody></table></div></details>")

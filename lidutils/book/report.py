@@ -245,9 +245,10 @@ def _missing(v):
         return False
 
 
-def fmt_r(v, digits=2):
-    """A correlation (or any signed effect) to ``digits`` decimals with its sign: ``+0.75``, ``−0.07``."""
-    return MISSING if _missing(v) else f"{float(v):+.{digits}f}".replace("-", "−")
+def fmt_r(v, digits=2, sign=True):
+    """A correlation (or any signed effect) to ``digits`` decimals with its sign: ``+0.75``, ``−0.07``
+    (``sign=False``: no ``+``, e.g. a power ``0.87``)."""
+    return MISSING if _missing(v) else f"{float(v):{'+' if sign else ''}.{digits}f}".replace("-", "−")
 
 
 def fmt_ci(low, high, digits=2):
