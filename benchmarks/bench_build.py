@@ -11,7 +11,7 @@ build's wall time (``build_profile.json``) and the papermill duration of each co
 cell above ``--min-seconds``, labelled by the cell's first line (a cell is one step of
 the chapter: setup, the primary analysis, the K curve, the robustness grid, ...); and
 for the zoo trained by the build, the summed CPU seconds of its networks per data set
-and family (:func:`lidutils.zoo.zoo_summary`).
+and family (:func:`lidutils.book.zoo.zoo_summary`).
 
 ``ci`` is the measurement behind the README's figures: ``git clone`` of the current
 commit into an empty folder (no ``.venv``, no caches; ``../shared/data`` linked beside it
@@ -65,7 +65,7 @@ def zoo_profile(cache_dir):
     """Summed training CPU and wall seconds of the zoo's networks, per data set and family."""
     import pandas as pd
 
-    from lidutils.zoo import zoo_summary
+    from lidutils.book.zoo import zoo_summary
 
     t = zoo_summary(Path(cache_dir) / "zoo")
     if not len(t):

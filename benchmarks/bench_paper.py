@@ -65,7 +65,7 @@ def _peak_mb():
 
 def step_extract(model, n_images, device):
     from lidutils.features import extract
-    from lidutils.paper_tier import paper_model
+    from lidutils.book.paper_tier import paper_model
     from lidutils.standins import render_latent_images
 
     imgs = render_latent_images(np.random.default_rng(0).standard_normal((n_images, 8)), 425)

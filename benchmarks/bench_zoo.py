@@ -19,7 +19,7 @@ fresh temporary folder when none is given) with ``--workers`` training processes
   own CPU time (data loading, probe, table);
 - per data set and family: the final-epoch test accuracy range of the clean-label
   networks and how many networks pass the convergence rule
-  (:func:`lidutils.zoo.convergence`);
+  (:func:`lidutils.book.zoo.convergence`);
 - premise checks on seed-averaged design cells, per family and pooled: Pearson r
   (bootstrap 95 % CI, permutation p; :func:`lidutils.stats.corr`) of test
   accuracy against log10 parameters (capacity series) and against log10 training
@@ -77,7 +77,7 @@ def _r(x, y):
 
 def dedicated_wall(table, grid, workers):
     """Finishing time of the zoo's worker schedule if each network took its measured CPU time."""
-    from lidutils.zoo import resolve_grid
+    from lidutils.book.zoo import resolve_grid
 
     cpu = table.drop_duplicates("key").set_index("key")["cpu_seconds"]
     entries = [e for e in resolve_grid(grid) if e.key in cpu.index]
@@ -145,7 +145,7 @@ def main(argv=None):
                          "the CPU-time estimate still covers every network)")
     args = ap.parse_args(argv)
 
-    from lidutils.zoo import train_zoo
+    from lidutils.book.zoo import train_zoo
 
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="zoo_bench_"))
     warm = cache.exists() and any(cache.iterdir())

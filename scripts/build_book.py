@@ -17,7 +17,7 @@ The committed notebooks carry no outputs. This script
    ``_build/html``; a failing cell (papermill raises) or a warning (``-W``) fails it.
 
 The kernels start with :data:`KERNEL_STARTUP` (the figure style of
-:func:`lidutils.plotting.book_style`, warnings without machine paths). The notebooks
+:func:`lidutils.book.plotting.book_style`, warnings without machine paths). The notebooks
 are the chapters ``notebooks/*`` of ``_toc.yml``; ``make check-book`` then opens the
 site in headless Chromium (``scripts/check_book.py``).
 
@@ -97,7 +97,7 @@ _w.filterwarnings("ignore", message="IProgress not found")
 import pandas as _pd
 _pd.set_option("display.max_colwidth", None)
 try:
-    from lidutils.plotting import book_style as _book_style
+    from lidutils.book.plotting import book_style as _book_style
     _book_style()
 except ImportError:
     pass

@@ -6,7 +6,7 @@ defaults and models. Typed in, such sentences went stale within one revision (is
 it was 300). Here each such fact is computed from the object the chapters use — the zoo
 designs (:data:`lidutils.book.zoo.CONTROLLED` ...), :data:`lidutils.models.OFFLINE_IMAGENET`,
 the parameter defaults (:data:`lidutils.book.claims.SHARED_DEFAULTS`), the paper's protocol
-(:data:`lidutils.paper.PROTOCOL`) — and handed to MyST as a substitution: a page writes
+(:data:`lidutils.book.paper.PROTOCOL`) — and handed to MyST as a substitution: a page writes
 ``{{ zoo_networks }}`` and the book shows ``90``.
 
 :func:`facts` returns the substitutions (strings); :data:`GUARDS` are patterns that find
