@@ -4,20 +4,52 @@
 # this file and that no other file installs packages of its own.
 #
 #   sh scripts/install.sh PYTHON     # PYTHON: the interpreter to install into (default: python)
+#
+# The installer is uv (Astral's, from PyPI) where it installs, pip otherwise. Both resolve the
+# same versions (compared package by package on the project's machine); uv installs them in
+# about 25 s instead of pip's 100 s. uv is given pip's own configuration (indexes, find-links,
+# constraints, certificate: `pip config list`), so both installers see the same packages.
 set -eu
 PY=${1:-python}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WHEELS=$(mktemp -d)
+trap 'rm -rf "$WHEELS"' EXIT
+
+# pip's setting NAME (environment first, then its files), or nothing.
+pipconf() { "$PY" -m pip config list 2>/dev/null | sed -n "s/^[^.]*\.$1='\(.*\)'\$/\1/p" | head -n 1; }
+
+if "$PY" -m pip install -q uv >/dev/null 2>&1 && "$PY" -m uv --version >/dev/null 2>&1; then
+    v=$(pipconf index-url); [ -z "$v" ] || export UV_INDEX_URL="$v"
+    v=$(pipconf extra-index-url); [ -z "$v" ] || export UV_EXTRA_INDEX_URL="$v"
+    v=$(pipconf find-links); [ -z "$v" ] || export UV_FIND_LINKS=$(echo "$v" | tr ' ' ',')
+    v=$(pipconf constraint); [ -z "$v" ] || export UV_CONSTRAINT="$v" UV_BUILD_CONSTRAINT="$v"
+    v=$(pipconf cert); [ -z "$v" ] || export SSL_CERT_FILE="$v"
+    export UV_INDEX_STRATEGY=unsafe-best-match  # pip's rule: the best version on any index
+    install() { "$PY" -m uv pip install -q --python "$PY" "$@"; }
+    # DADApy (the TwoNN test oracle) ships C sources only (seven extensions, ~35 CPU-s against the
+    # numpy<2 headers of its own isolated build environment). It is built beside the install, into
+    # a throwaway environment (uv keeps the built wheel in its cache, where the last step finds it),
+    # two extensions at a time (setuptools' build_ext option `parallel`, from the extra
+    # configuration file DIST_EXTRA_CONFIG names): 23 s instead of 38 s on its own here.
+    build_dadapy() {
+        printf '[build_ext]\nparallel = 2\n' >"$WHEELS/build.cfg"
+        "$PY" -m uv venv -q --python "$PY" "$WHEELS/env" && DIST_EXTRA_CONFIG="$WHEELS/build.cfg" \
+            "$PY" -m uv pip install -q --python "$WHEELS/env/bin/python" --no-deps dadapy==0.3.4
+    }
+    dadapy() { install --no-deps dadapy==0.3.4; }
+else
+    echo "install.sh: uv is not available; installing with pip (slower)" >&2
+    "$PY" -m pip install -q --upgrade pip
+    install() { "$PY" -m pip install -q "$@"; }
+    build_dadapy() { "$PY" -m pip wheel -q --no-deps -w "$WHEELS" dadapy==0.3.4; }
+    dadapy() { install --no-deps "$WHEELS"/dadapy-0.3.4-*.whl; }
+fi
+
+build_dadapy >"$WHEELS/build.log" 2>&1 &
+DADAPY=$!
+install -e "$HERE[test,book,dask]"
 # Packages whose declared dependencies must NOT be installed (tensorflow; torch 1.6 / numpy 1.19):
 # the offline tier's model weights and data. One per line in requirements-nodeps.txt.
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-"$PY" -m pip install -q --upgrade pip
-# DADApy (the TwoNN test oracle) ships C sources (seven extensions, ~45 CPU-s to compile against
-# the numpy<2 headers of its own isolated build environment): its wheel is built beside the
-# package install, not after it.
-WHEELS=$(mktemp -d)
-"$PY" -m pip wheel -q --no-deps -w "$WHEELS" dadapy==0.3.4 >"$WHEELS/build.log" 2>&1 &
-DADAPY=$!
-"$PY" -m pip install -q -e "$HERE[test,book,dask]"
-"$PY" -m pip install -q --no-deps -r "$HERE/requirements-nodeps.txt"
+install --no-deps -r "$HERE/requirements-nodeps.txt"
 wait $DADAPY || { cat "$WHEELS/build.log"; echo "install.sh: building the DADApy wheel failed" >&2; exit 1; }
-"$PY" -m pip install -q --no-deps "$WHEELS"/dadapy-0.3.4-*.whl
-rm -rf "$WHEELS"
+dadapy
