@@ -112,8 +112,14 @@ _torch.set_num_threads(1)
 #: trains the zoo that every claim chapter measures (a chapter not listed waits for it);
 #: these start at once: 00 and 06 share nothing with the others, and 07 trains a grid of its
 #: own (the cells it shares with the zoo are trained once, by whichever chapter locks them first).
-NEEDS = {"population": (), "00_validation": (), "06_intervention": (), "07_factorial": ()}
+NEEDS = {"population": (), "00_validation": (), "06_intervention": (), "07_factorial": (),
+         "prefetch-1": (), "prefetch-2": ()}
 DEFAULT_NEEDS = ("population",)
+#: Two worker processes of :func:`lidutils.book.prefetch.prefetch`, scheduled like chapters that need
+#: nothing: they compute the ImageNet group's features and the degradation series, which chapters
+#: 01-03 read but which do not depend on the zoo, while ``population`` trains and measures it (its
+#: last, single-threaded stage left one core idle for five minutes of the cold build).
+PREFETCH = ("prefetch-1", "prefetch-2")
 #: The measured profile of a cold build (``benchmarks/bench_build.py``): the time-left estimate of
 #: a first build, until the build has a profile of its own (``<stage>/build_profile.json``).
 PROFILE = ROOT / "benchmarks" / "build_profile.json"
@@ -181,7 +187,7 @@ def run_scheduled(todo, start, jobs=2, expected=None, heartbeat=HEARTBEAT, say=p
 
     ``start(name)`` executes one chapter and returns its seconds (None when it was up
     to date). Ready chapters start longest first (``expected``: seconds per chapter from
-    the last build). Every ``heartbeat``
+    the last build), the :data:`PREFETCH` workers when no ready chapter is left. Every ``heartbeat``
     seconds ``say`` gets a line: elapsed time, chapters done, each running chapter with
     its elapsed time, its estimate and its latest status (``progress(name)``).
     Returns ``{name: seconds}``; the first failure is raised after the running chapters end.
@@ -197,11 +203,12 @@ def run_scheduled(todo, start, jobs=2, expected=None, heartbeat=HEARTBEAT, say=p
             if failure is None:
                 ready = sorted((n for n in pending if not any(d in pending or d in running.values()
                                                               for d in needs(n, todo))),
-                               key=lambda n: -expected.get(n, 0.0))
+                               key=lambda n: (n in PREFETCH, -expected.get(n, 0.0)))  # prefetch fills free slots
                 while ready and len(running) < jobs:
                     name = ready.pop(0)
                     pending.remove(name)
-                    say(f"[build_book] chapter {len(timings) + len(running) + 1}/{len(todo)}: {name}")
+                    say(f"[build_book] {'step' if name in PREFETCH else 'chapter'} "
+                        f"{len(timings) + len(running) + 1}/{len(todo)}: {name}")
                     began[name] = time.perf_counter()
                     running[pool.submit(start, name)] = name
             finished, _ = wait(list(running), timeout=heartbeat, return_when=FIRST_COMPLETED)
@@ -265,6 +272,40 @@ def execute_isolated(src, dst, params, force=False, progress=None):
         raise RuntimeError(f"{Path(src).name} failed (exit {out.returncode}); its error is printed above.")
     result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     return json.loads(result[-1][7:]) if result else None
+
+
+def prefetch_params(chapters, params, stage, force=False):
+    """The distinct parameter sets (defaults of the chapter's parameters cell, then ``params``)
+    with which the offline-tier ``chapters`` that build the ImageNet group and are not up to
+    date in ``stage`` set themselves up."""
+    from lidutils.book.params import notebook_parameter_defaults
+
+    out = []
+    for name in chapters:
+        src = ROOT / "notebooks" / f"{name}.ipynb"
+        declared = notebook_parameter_defaults(src) if src.exists() else {}
+        if "models" not in declared:
+            continue
+        use = {k: v for k, v in params.items() if k in declared}
+        if not force and _up_to_date(Path(stage) / "notebooks" / f"{name}.ipynb", source_key(src, use)):
+            continue
+        eff = {**declared, **use}
+        if eff.get("tier") == "offline" and eff not in out:
+            out.append(eff)
+    return out
+
+
+def run_prefetch(param_sets, progress=None):
+    """:func:`lidutils.book.prefetch.prefetch` of each parameter set in a child process (one math
+    thread, as the kernels: the same bits); its seconds."""
+    env = dict(os.environ)
+    if progress is not None:
+        Path(progress).write_text("")
+        env["LIDUTILS_PROGRESS_FILE"] = str(progress)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--prefetch", json.dumps(param_sets, default=str)],
+                   env=env, cwd=ROOT, check=True)
+    return time.perf_counter() - t0
 
 
 def execute(src, dst, params, kernel="python3", force=False):
@@ -394,7 +435,20 @@ def main(argv=None):
                     help="the paper tier's code path on stand-ins (tier=paper-dryrun): the claim chapters "
                          "01-05 and the claims page, into _build/dryrun (results never mix with the book's)")
     ap.add_argument("--execute-one", nargs=3, metavar=("SRC", "DST", "PARAMS"), help=argparse.SUPPRESS)
+    ap.add_argument("--prefetch", metavar="PARAM_SETS", help=argparse.SUPPRESS)
+    ap.add_argument("--no-prefetch", action="store_true",
+                    help="do not compute the chapters' zoo-independent inputs ahead of them (lidutils.book.prefetch)")
     args = ap.parse_args(argv)
+    if args.prefetch:  # a child of run_prefetch
+        import torch
+
+        from lidutils import _progress
+        from lidutils.book.prefetch import prefetch
+
+        torch.set_num_threads(1)  # as the kernels (KERNEL_STARTUP): the same features, bit for bit
+        for p in json.loads(args.prefetch):
+            prefetch(p, say=_progress.note)
+        return
     if args.execute_one:  # a child of execute_isolated: one chapter, its seconds on the last line
         src, dst, par = args.execute_one
         print("RESULT " + json.dumps(execute(Path(src), Path(dst), json.loads(par), force=args.force)), flush=True)
@@ -444,7 +498,13 @@ def main(argv=None):
     _PROGRESS_DIR = stage / ".progress"
     _PROGRESS_DIR.mkdir(parents=True, exist_ok=True)
 
+    prefetch_sets = [] if args.no_prefetch else prefetch_params(todo, params, stage, args.force)
+    if prefetch_sets:
+        todo = list(PREFETCH) + todo
+
     def start(name):
+        if name in PREFETCH:
+            return run_prefetch(prefetch_sets, progress=progress_file(name))
         return execute_isolated(ROOT / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb",
                                 params, force=args.force, progress=progress_file(name))
 

@@ -24,6 +24,25 @@ DEGRADATION = dict(models=("tf_efficientnet_lite0", "mobilenetv2_100"),
 MIN_RIDGE_PHOTOS = 300
 
 
+def degradation_plan(params, members, models=None, kinds=None, n_photos=None):
+    """``(models, kinds, n_photos)`` of the chapters' degradation series: the models of
+    :data:`DEGRADATION` among ``members``, the damages and photo count of the parameters
+    ``degrade_kinds`` / ``degrade_photos`` (else :data:`DEGRADATION`'s)."""
+    models = [m for m in (models or DEGRADATION["models"]) if m in set(members)]
+    kinds = list(kinds or params.get("degrade_kinds") or DEGRADATION["kinds"])
+    n_photos = int(n_photos or params.get("degrade_photos") or DEGRADATION["n_photos"])
+    return models, kinds, n_photos
+
+
+def series(params, model, kind, n_photos, probe_images, cache_dir, device="auto"):
+    """One degradation series (:func:`lidutils.degrade.degradation_series`) as the chapters
+    compute it: the probe images embedded at every level, features cached under
+    ``cache_dir/features``."""
+    cache = None if cache_dir is None else Path(cache_dir) / "features"
+    return D.degradation_series(model, kind, images={"probe": probe_images}, n_photos=n_photos, cache_dir=cache,
+                                device=device, data_dir=params.get("data_dir"), seed=params.get("seed", 0))
+
+
 def degradation_table(study, models=None, kinds=None, n_photos=None):
     """One row per (model, damage, level) of the degradation series, measured as the chapters measure.
 
@@ -35,20 +54,16 @@ def degradation_table(study, models=None, kinds=None, n_photos=None):
     paired group (model / damage).
     """
 
-    models = [m for m in (models or DEGRADATION["models"]) if m in study.pop.members.index]
-    kinds = list(kinds or study.params.get("degrade_kinds") or DEGRADATION["kinds"])
-    n_photos = int(n_photos or study.params.get("degrade_photos") or DEGRADATION["n_photos"])
+    models, kinds, n_photos = degradation_plan(study.params, study.pop.members.index, models, kinds, n_photos)
     if not models or not kinds:
         return pd.DataFrame()
     k = claim_k("C3", n_photos)
-    cache = None if study.cache_dir is None else Path(study.cache_dir) / "features"
-    series = {(m, kind): D.degradation_series(
-        m, kind, images={"probe": study.pop.probe_images}, n_photos=n_photos, cache_dir=cache,
-        device=study.device, data_dir=study.params.get("data_dir"), seed=study.params.get("seed", 0))
-        for m in models for kind in kinds}
-    intact = {m: series[(m, kinds[0])].features["photos"][0] for m in models}
+    series_ = {(m, kind): series(study.params, m, kind, n_photos, study.pop.probe_images, study.cache_dir,
+                                 study.device)
+               for m in models for kind in kinds}
+    intact = {m: series_[(m, kinds[0])].features["photos"][0] for m in models}
     frames = []
-    for (m, kind), s in series.items():
+    for (m, kind), s in series_.items():
         t = s.table.copy()
         t["series"] = f"{m} / {kind}"
         photos = {row.member: s.features["photos"][row.dose] for row in t.itertuples()}

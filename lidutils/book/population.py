@@ -180,7 +180,7 @@ def build_population(tier="offline", zoo_grid="controlled", models=None, control
                                 bundle_dir=bundle_dir, n_images=n_images)
         pop.members = _with_design(pop.members)
         return pop
-    brain, probe_images, brain_source = _brain(probe, rdm_npz, image_dir, rois, data_dir)
+    brain, probe_images, brain_source = brain_data(probe, rdm_npz, image_dir, rois, data_dir)
     unknown = set(include) - {"zoo", "imagenet"}
     if unknown:
         raise ValueError(f"include may hold 'zoo' and 'imagenet', got {sorted(unknown)}.")
@@ -210,7 +210,7 @@ def _zoo_groups(zoo_grid):
     return (("zoo", zoo_grid, "animal-mnist"),)
 
 
-def _brain(probe, rdm_npz, image_dir, rois, data_dir):
+def brain_data(probe, rdm_npz, image_dir, rois, data_dir):
     """(region -> subjects' RDMs, probe images, description) of the brain data set."""
 
     if rdm_npz is not None:
@@ -309,32 +309,50 @@ def _zoo_regime(t):
     return regime
 
 
-def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, probe_images,
-                    progress, layer="penultimate"):
+def imagenet_inputs(models, controls, n_images, data_dir=None):
+    """``(names, photo paths)`` of the ImageNet group: the models and their untrained controls,
+    and ``n_images`` sample photos of classes evenly spaced over the 1000."""
 
     models = list(models) if models is not None else list(OFFLINE_IMAGENET)
     names = models + [c for c in controls if c not in models]
     if not names:  # models=[] and controls=[]: the zoo alone
-        return pd.DataFrame(index=pd.Index([], name="member")), {}, {}, "no ImageNet models"
+        return [], []
     sample = load_imagenet_sample(data_dir=data_dir)
     if not 10 <= n_images <= len(sample.image_paths):
         raise ValueError(f"n_images must be in [10, {len(sample.image_paths)}], got {n_images}.")
     pick = np.unique(np.linspace(0, len(sample.image_paths) - 1, n_images).round().astype(int))
-    paths = [sample.image_paths[i] for i in pick]
+    return names, [sample.image_paths[i] for i in pick]
+
+
+def imagenet_features(name, paths, probe_images, cache_dir, device="auto", progress=False,
+                      layer="penultimate", wait=True):
+    """``(info, [photo features, probe features])`` of one ImageNet-group model, extracted or
+    read from ``cache_dir/features``; the features are ``None`` when ``wait=False`` and another
+    process is extracting them."""
+
+    try:
+        model, info = _load(load_model, name)
+    except Exception as exc:  # noqa: BLE001 - reworded for the offline case
+        raise RuntimeError(
+            f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
+            "and their 'random:' controls are available; other timm names need internet."
+        ) from exc
+    kw = dict(device=device, cache_dir=Path(cache_dir) / "features", progress=progress, layer=layer, wait=wait)
+    return info, [extract((model, info), imgs, **kw) for imgs in (paths, probe_images)]
+
+
+def _imagenet_group(models, controls, n_images, cache_dir, device, data_dir, probe_images,
+                    progress, layer="penultimate"):
+
+    names, paths = imagenet_inputs(models, controls, n_images, data_dir)
+    if not names:
+        return pd.DataFrame(index=pd.Index([], name="member")), {}, {}, "no ImageNet models"
     rows, eval_reps, probe_reps = {}, {}, {}
     # First pass: models no other process is extracting right now; second pass: the rest (waiting
     # for them). Two chapters that start together so share the extraction instead of queueing.
     for wait in (False, True):
         for name in [n for n in names if n not in rows]:
-            try:
-                model, info = _load(load_model, name)
-            except Exception as exc:  # noqa: BLE001 - reworded for the offline case
-                raise RuntimeError(
-                    f"could not load model {name!r} ({exc}). Offline, only {list(OFFLINE_IMAGENET)} "
-                    "and their 'random:' controls are available; other timm names need internet."
-                ) from exc
-            kw = dict(device=device, cache_dir=cache_dir / "features", progress=progress, layer=layer, wait=wait)
-            feats = [extract((model, info), imgs, **kw) for imgs in (paths, probe_images)]
+            info, feats = imagenet_features(name, paths, probe_images, cache_dir, device, progress, layer, wait)
             if any(f is None for f in feats):
                 continue
             eval_reps[name], probe_reps[name] = (np.asarray(f, dtype=np.float32) for f in feats)

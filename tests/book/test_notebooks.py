@@ -45,13 +45,29 @@ def _run(name, out, cache):
                         kernel_name="python3", progress_bar=False)
 
 
+def _features(cache):
+    return {p.relative_to(cache) for p in (cache / "features").rglob("*.npz")}
+
+
+PREFETCHED = {}  # what the fixture's prefetch did: labels done, feature files present after it
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
+    from lidutils.book.params import notebook_parameter_defaults
+    from lidutils.book.prefetch import prefetch
+
     out = tmp_path_factory.mktemp("results")
     cache = tmp_path_factory.mktemp("cache")
     repo_results = ROOT / "results"
     before = {p.name: p.stat().st_mtime_ns for p in repo_results.glob("*.json")} if repo_results.exists() else {}
     errors = {}
+    # the book computes the chapters' zoo-independent inputs ahead of them (scripts/build_book.py)
+    src = NB / "01_generalization.ipynb"
+    declared = notebook_parameter_defaults(src)
+    given = {**TINY, "cache_dir": str(cache), "data_dir": DATA}
+    prefetched = prefetch({**declared, **{k: v for k, v in given.items() if k in declared}}, say=lambda _: None)
+    PREFETCHED.update(done=prefetched, features=_features(cache))
     for name in CLAIM_NOTEBOOKS:
         try:
             _run(name, out, cache)
@@ -107,6 +123,16 @@ def test_notebook_writes_its_claims(executed, name):
         path = out / f"{claim}.json"
         assert path.exists(), f"{name} did not write {claim}.json"
         _check_claim(path, claim)
+
+
+@pytest.mark.slow
+@needs_data
+def test_prefetch_leaves_the_chapters_nothing_to_extract(executed):
+    """lidutils.book.prefetch computes, with the chapters' parameters, every ImageNet-group and
+    degradation-series feature the chapters then read: they extract nothing more."""
+    done, features = PREFETCHED["done"], PREFETCHED["features"]
+    assert any(d.startswith("features of") for d in done) and any(d.startswith("degradation") for d in done), done
+    assert features and _features(executed[1]) == features
 
 
 @pytest.mark.slow
