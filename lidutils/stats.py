@@ -25,7 +25,7 @@ from scipy import stats as _sstats
 from lidutils.resampling import (
     analytic_p, bootstrap_rows, centre_within, check_pair, check_vector, CHUNK_ELEMS, corr_result,
     corr_statistic, design_matrix, group_index, METHODS, pearson_rows, permutation_p, rank_rows,
-    rank_within, resample_ranks, residualise_rows,
+    rank_within, resample_ranks, residualise_rows, strata_index, within_rows,
 )
 from lidutils.verdicts import (
     ALPHA, check_sign, ci_bounds, excludes, format_corr, holm, label, MIN_N_VERDICT, MIN_PER_FAMILY,
@@ -386,9 +386,8 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
             raise ValueError(f"{nm} is constant within every family; its within-family correlation is undefined.")
     r = float(pearson_rows(xc, yc))
     rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(inv == j) for j in range(G)]
-    order = np.concatenate(members)
-    starts = np.cumsum([0] + [len(m) for m in members])[:-1]
+    order, blocks = strata_index(labels[inv], n)  # each family one contiguous block (all have >= 2 units)
+    members = [order[a:a + m] for a, m in blocks]
     # permutation within families
     b = 0
     if n_perm:
@@ -411,15 +410,8 @@ def corr_within(x, y, groups, method="pearson", n_boot=2000, n_perm=10000, seed=
     for s in range(0, int(n_boot), step):
         m_ = min(step, int(n_boot) - s)
         idx = np.concatenate([mm[rng.integers(0, len(mm), size=(m_, len(mm)))] for mm in members], axis=1)
-        xb, yb = x[idx], y[idx]
-        if method == "spearman":
-            xb = np.concatenate([rank_rows(xb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
-            yb = np.concatenate([rank_rows(yb[:, a:a + len(mm)]) for a, mm in zip(starts, members)], axis=1)
-        mx = np.concatenate([np.repeat(xb[:, a:a + len(mm)].mean(1, keepdims=True), len(mm), 1)
-                             for a, mm in zip(starts, members)], axis=1)
-        my = np.concatenate([np.repeat(yb[:, a:a + len(mm)].mean(1, keepdims=True), len(mm), 1)
-                             for a, mm in zip(starts, members)], axis=1)
-        boots.append(pearson_rows(xb - mx, yb - my))
+        rank = method == "spearman"
+        boots.append(pearson_rows(within_rows(x[idx], blocks, rank), within_rows(y[idx], blocks, rank)))
     boots = np.concatenate(boots) if boots else np.empty(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
