@@ -12,7 +12,6 @@ alone (a build does not edit tracked files); run this after a build and commit t
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from pathlib import Path
@@ -20,10 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- results-table: written by scripts/readme_results.py from results/*.json; do not edit -->"
 END = "<!-- /results-table -->"
-
-
-def _f(v):
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}"
 
 
 def _analysis(row):
@@ -36,6 +31,7 @@ def table(results_dir="results"):
     """Markdown table: one row per primary analysis (claim, population, analysis, r [CI], n,
     between-family r, the row's verdict, the claim's verdict on its first row)."""
     from lidutils.book import claims_page as cp
+    from lidutils.book.report import fmt_ci, fmt_r
 
     claims = cp.read_claims(results_dir)
     if not claims:
@@ -51,9 +47,9 @@ def table(results_dir="results"):
         if row["claim"] not in seen and row["claim_verdict"] != row["verdict"]:
             verdict += f" (claim: **{row['claim_verdict']}**)"
         seen.add(row["claim"])
-        rb = _f(row.get("r_between"))
+        rb = fmt_r(row.get("r_between"))
         lines.append(f"| {cid} | {row['population']} | {_analysis(row).replace('|', chr(92) + '|')} | "
-                     f"{_f(row['r'])} [{_f(row['ci_low'])}, {_f(row['ci_high'])}], {int(row['n'])} | "
+                     f"{fmt_r(row['r'])} {fmt_ci(row['ci_low'], row['ci_high'])}, {int(row['n'])} | "
                      f"{rb} | {verdict} |")
     return "\n".join(lines)
 

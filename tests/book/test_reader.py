@@ -276,7 +276,7 @@ def test_readme_results_table_is_written_from_the_records(tmp_path):
     rr = _load_script("readme_results")
     new_results(tmp_path / "res")
     tab = rr.table(tmp_path / "res")
-    assert "| C3 | zoo-fmnist: design cells |" in tab and "-0.70 [-0.85, -0.45], 24" in tab
+    assert "| C3 | zoo-fmnist: design cells |" in tab and "−0.70 [−0.85, −0.45], 24" in tab
     readme = (ROOT / "README.md").read_text()
     assert readme.count(rr.BEGIN) == 1 and readme.count(rr.END) == 1
     out = rr.rewrite(readme, tab)
