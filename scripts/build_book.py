@@ -498,7 +498,8 @@ def main(argv=None):
     _PROGRESS_DIR = stage / ".progress"
     _PROGRESS_DIR.mkdir(parents=True, exist_ok=True)
 
-    prefetch_sets = [] if args.no_prefetch else prefetch_params(todo, params, stage, args.force)
+    # (one chapter at a time leaves no free slot for them: the chapters compute their inputs themselves)
+    prefetch_sets = [] if args.no_prefetch or args.jobs < 2 else prefetch_params(todo, params, stage, args.force)
     if prefetch_sets:
         todo = list(PREFETCH) + todo
 

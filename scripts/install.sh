@@ -25,7 +25,10 @@ if "$PY" -m pip install -q uv >/dev/null 2>&1 && "$PY" -m uv --version >/dev/nul
     v=$(pipconf constraint); [ -z "$v" ] || export UV_CONSTRAINT="$v" UV_BUILD_CONSTRAINT="$v"
     v=$(pipconf cert); [ -z "$v" ] || export SSL_CERT_FILE="$v"
     export UV_INDEX_STRATEGY=unsafe-best-match  # pip's rule: the best version on any index
-    install() { "$PY" -m uv pip install -q --python "$PY" "$@"; }
+    # --compile-bytecode: pip writes the .pyc files at install, uv only when asked; where
+    # PYTHONDONTWRITEBYTECODE is set (this project's machines), no process would ever write them and every
+    # one would compile torch, pandas ... from source at each start (the test suite ran 50 % longer).
+    install() { "$PY" -m uv pip install -q --compile-bytecode --python "$PY" "$@"; }
     # DADApy (the TwoNN test oracle) ships C sources only (seven extensions, ~35 CPU-s against the
     # numpy<2 headers of its own isolated build environment). It is built beside the install, into
     # a throwaway environment (uv keeps the built wheel in its cache, where the last step finds it),
