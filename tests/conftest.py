@@ -50,3 +50,15 @@ def make_rotated_manifold(kind, n, d, D, seed=0):
 def rotated_manifold():
     """Factory fixture: ``rotated_manifold(kind, n, d, D, seed=0)`` -> (n, D) array."""
     return make_rotated_manifold
+
+
+#: The slowest modules (module fixtures of minutes), longest first. With ``--dist loadscope``
+#: (the Makefile's) a module is one unit of work handed to whichever test process is free, in
+#: collection order: starting the long ones first lets the two processes end together instead
+#: of one running the notebooks' smoke run alone at the end.
+SLOW_FIRST = ("tests/book/test_notebooks.py", "tests/book/test_course.py", "tests/test_models.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {m: i for i, m in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
