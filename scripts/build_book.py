@@ -254,16 +254,22 @@ def progress_file(name):
     return _PROGRESS_DIR / f"{name}.txt" if _PROGRESS_DIR is not None else None
 
 
+def _child_env(progress=None):
+    """The environment of a child process, writing its status lines to an emptied ``progress`` file."""
+    env = dict(os.environ)
+    if progress is not None:
+        Path(progress).write_text("")
+        env["LIDUTILS_PROGRESS_FILE"] = str(progress)
+    return env
+
+
 def execute_isolated(src, dst, params, force=False, progress=None):
     """:func:`execute` in a child process, with its own progress file.
 
     Environment variables reach a kernel only through the process that starts it, so
     chapters executed side by side each get a process of their own.
     """
-    env = dict(os.environ)
-    if progress is not None:
-        Path(progress).write_text("")
-        env["LIDUTILS_PROGRESS_FILE"] = str(progress)
+    env = _child_env(progress)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--execute-one", str(src), str(dst),
            json.dumps(params, default=str)] + (["--force"] if force else [])
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
@@ -298,13 +304,9 @@ def prefetch_params(chapters, params, stage, force=False):
 def run_prefetch(param_sets, progress=None):
     """:func:`lidutils.book.prefetch.prefetch` of each parameter set in a child process (one math
     thread, as the kernels: the same bits); its seconds."""
-    env = dict(os.environ)
-    if progress is not None:
-        Path(progress).write_text("")
-        env["LIDUTILS_PROGRESS_FILE"] = str(progress)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "--prefetch", json.dumps(param_sets, default=str)],
-                   env=env, cwd=ROOT, check=True)
+                   env=_child_env(progress), cwd=ROOT, check=True)
     return time.perf_counter() - t0
 
 
